@@ -1,0 +1,167 @@
+//! Throughput of JSON decoding, standard scaling and hashing, per micro-batch size.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use eddy_features::{BatchBuilder, FeatureBatch, FeatureConfig, FeatureSet, Field, Schema};
+
+/// Rows per measured iteration; every batch size processes all of them.
+const ROWS: usize = 4096;
+const BATCH_SIZES: [usize; 4] = [1, 64, 1024, 4096];
+
+/// Seeded splitmix64, so every run measures the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn numeric_schema(n: usize, target: bool) -> Schema {
+    let mut fields: Vec<Field> = (0..n).map(|i| Field::number(format!("x{i}"))).collect();
+    if target {
+        fields.push(Field::number("y"));
+    }
+    Schema::new(fields).expect("distinct names")
+}
+
+/// JSON lines with 10 numeric fields and a 0/1 target, about 170 bytes each.
+fn json_lines(rng: &mut Rng) -> Vec<String> {
+    (0..ROWS)
+        .map(|_| {
+            let mut line = String::from("{");
+            for i in 0..10 {
+                line.push_str(&format!("\"x{i}\":{:.6},", (rng.unit() - 0.5) * 20.0));
+            }
+            line.push_str(&format!("\"y\":{}}}", rng.next() % 2));
+            line
+        })
+        .collect()
+}
+
+/// `lines` decoded into batches of `size` rows.
+fn batches(schema: &Arc<Schema>, lines: &[String], size: usize) -> Vec<RecordBatch> {
+    let mut decoder = BatchBuilder::new(schema.clone());
+    lines
+        .chunks(size)
+        .map(|chunk| {
+            for line in chunk {
+                decoder
+                    .push_json(line.as_bytes())
+                    .expect("generated lines are valid");
+            }
+            decoder.finish()
+        })
+        .collect()
+}
+
+fn decode_json(c: &mut Criterion) {
+    let schema = Arc::new(numeric_schema(10, true));
+    let lines = json_lines(&mut Rng(1));
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("decode_json");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    println!("decode_json: {} bytes per line on average", bytes / ROWS);
+    for size in BATCH_SIZES {
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
+            let mut decoder = BatchBuilder::new(schema.clone());
+            b.iter(|| {
+                for chunk in lines.chunks(size) {
+                    for line in chunk {
+                        decoder
+                            .push_json(black_box(line.as_bytes()))
+                            .expect("valid");
+                    }
+                    black_box(decoder.finish());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn learn_all(set: &mut FeatureSet, batches: &[RecordBatch], out: &mut FeatureBatch) {
+    for batch in batches {
+        set.transform(black_box(batch), true, out)
+            .expect("batch has the set's schema");
+        black_box(out.len());
+    }
+}
+
+fn standard_scaler(c: &mut Criterion) {
+    let schema = Arc::new(numeric_schema(10, false));
+    let mut rng = Rng(2);
+    let lines: Vec<String> = (0..ROWS)
+        .map(|_| {
+            let values: Vec<String> = (0..10)
+                .map(|i| format!("\"x{i}\":{}", rng.unit() * 100.0 - 50.0))
+                .collect();
+            format!("{{{}}}", values.join(","))
+        })
+        .collect();
+    let configs = [FeatureConfig::StandardScaler {
+        fields: (0..10).map(|i| format!("x{i}")).collect(),
+    }];
+    let mut group = c.benchmark_group("standard_scaler_10");
+    group.throughput(Throughput::Elements((ROWS * 10) as u64));
+    for size in BATCH_SIZES {
+        let batches = batches(&schema, &lines, size);
+        let mut set = FeatureSet::new(&configs, &schema).expect("valid config");
+        let mut out = FeatureBatch::new();
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| learn_all(&mut set, &batches, &mut out))
+        });
+    }
+    group.finish();
+}
+
+fn hash_and_scale(c: &mut Criterion) {
+    let configs = [
+        FeatureConfig::Hash {
+            fields: (0..5).map(|i| format!("s{i}")).collect(),
+            bits: 18,
+            seed: 0,
+        },
+        FeatureConfig::StandardScaler {
+            fields: (0..3).map(|i| format!("x{i}")).collect(),
+        },
+    ];
+    let schema = Arc::new(
+        Schema::merge(configs.iter().flat_map(FeatureConfig::fields)).expect("no conflicts"),
+    );
+    let mut rng = Rng(3);
+    let lines: Vec<String> = (0..ROWS)
+        .map(|_| {
+            let mut parts: Vec<String> = (0..5)
+                .map(|i| format!("\"s{i}\":\"v{}-{}\"", i, rng.next() % 1000))
+                .collect();
+            parts.extend((0..3).map(|i| format!("\"x{i}\":{}", rng.unit() * 10.0)));
+            format!("{{{}}}", parts.join(","))
+        })
+        .collect();
+    let mut group = c.benchmark_group("hash_5_scale_3");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for size in BATCH_SIZES {
+        let batches = batches(&schema, &lines, size);
+        let mut set = FeatureSet::new(&configs, &schema).expect("valid config");
+        let mut out = FeatureBatch::new();
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| learn_all(&mut set, &batches, &mut out))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode_json, standard_scaler, hash_and_scale);
+criterion_main!(benches);

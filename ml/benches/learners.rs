@@ -1,0 +1,116 @@
+//! Per-event throughput of the hot paths: progressive SGD steps (dense, hashed sparse) and metrics.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use eddy_ml::{FeatureVec, Learner, LinearModel, Loss, ProgressiveMetrics, Task};
+use ndarray::ArrayView1;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Events per measured iteration: enough to amortise criterion's per-iteration overhead, few enough
+/// that the inputs stay in L1/L2 and the bench measures the learner rather than memory streaming.
+const EVENTS: usize = 1024;
+
+fn rng() -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(0x5eed)
+}
+
+/// Uniform(-1, 1) features and a label that depends on the first one, so the model has work to do.
+fn dense_events(d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut r = rng();
+    let xs: Vec<f64> = (0..EVENTS * d).map(|_| r.gen_range(-1.0..1.0)).collect();
+    let ys = xs
+        .chunks_exact(d)
+        .map(|x| f64::from(u8::from(x[0] > 0.0)))
+        .collect();
+    (xs, ys)
+}
+
+fn dense_logistic(c: &mut Criterion) {
+    let mut group = c.benchmark_group("predict_learn_one/dense_logistic");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for d in [10usize, 100] {
+        let (xs, ys) = dense_events(d);
+        let params = LinearModel::params(Loss::Logistic)
+            .check()
+            .expect("defaults are valid");
+        let mut model = params.build(d);
+        group.bench_with_input(BenchmarkId::from_parameter(d), &d, |b, &d| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for (x, &y) in xs.chunks_exact(d).zip(&ys) {
+                    let x = FeatureVec::dense(ArrayView1::from(black_box(x)));
+                    sum += model
+                        .predict_learn_one(&x, black_box(y), 1.0)
+                        .expect("valid event");
+                }
+                black_box(sum)
+            });
+        });
+    }
+    group.finish();
+}
+
+fn sparse_logistic(c: &mut Criterion) {
+    let dim = 1usize << 22;
+    let mut group = c.benchmark_group("predict_learn_one/sparse_logistic_2^22");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for active in [8usize, 32] {
+        let mut r = rng();
+        let idx: Vec<u32> = (0..EVENTS * active)
+            .map(|_| r.gen_range(0..dim as u32))
+            .collect();
+        let val: Vec<f64> = (0..EVENTS * active)
+            .map(|_| r.gen_range(-1.0..1.0))
+            .collect();
+        let ys: Vec<f64> = (0..EVENTS)
+            .map(|_| f64::from(u8::from(r.gen::<bool>())))
+            .collect();
+        let params = LinearModel::params(Loss::Logistic)
+            .l2(1e-6)
+            .check()
+            .expect("valid params");
+        let mut model = params.build(dim);
+        group.bench_with_input(BenchmarkId::from_parameter(active), &active, |b, &k| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for ((i, v), &y) in idx.chunks_exact(k).zip(val.chunks_exact(k)).zip(&ys) {
+                    let x = FeatureVec::sparse(black_box(i), black_box(v));
+                    sum += model
+                        .predict_learn_one(&x, black_box(y), 1.0)
+                        .expect("valid event");
+                }
+                black_box(sum)
+            });
+        });
+    }
+    group.finish();
+}
+
+fn metrics_binary(c: &mut Criterion) {
+    let mut group = c.benchmark_group("progressive_metrics/update_binary");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    let mut r = rng();
+    let events: Vec<(f64, f64)> = (0..EVENTS)
+        .map(|_| {
+            let p: f64 = r.gen();
+            (f64::from(u8::from(r.gen::<f64>() < p)), p)
+        })
+        .collect();
+    for window in [1_000usize, 100_000] {
+        let mut metrics = ProgressiveMetrics::new(Task::Binary, window);
+        group.bench_with_input(BenchmarkId::new("window", window), &window, |b, _| {
+            b.iter(|| {
+                for &(y, p) in &events {
+                    metrics.update(black_box(y), black_box(p));
+                }
+            });
+            black_box(metrics.count());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, dense_logistic, sparse_logistic, metrics_binary);
+criterion_main!(benches);

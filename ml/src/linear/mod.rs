@@ -1,0 +1,203 @@
+//! `LinearModel`: linear and logistic regression trained by plain SGD on dense and sparse input.
+
+mod params;
+
+use ndarray::Array1;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MlError, Result};
+use crate::learner::{FeatureVec, Learner};
+use crate::optim::{ScaledWeights, WEIGHT_LIMIT};
+
+pub use crate::loss::Loss;
+pub use crate::optim::Schedule;
+pub use params::{SgdParams, SgdValidParams};
+
+/// A linear model `p = link(w . x + b)` updated by SGD, one event at a time.
+///
+/// Each accepted event with step size `eta` (from the schedule) does
+/// `w <- (1 - eta * l2) * w - eta * weight * clip(dloss/dmargin) * x` and the same step, times
+/// `intercept_learning_rate` and without decay, on the intercept. The decay is applied lazily
+/// through a shared scale, so an event costs O(active entries) even for a 2^22-wide hashed model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawLinearModel")]
+pub struct LinearModel {
+    params: SgdValidParams,
+    weights: ScaledWeights,
+    intercept: f64,
+    /// Events learned so far; the next event is step `t + 1`.
+    t: u64,
+}
+
+impl LinearModel {
+    /// Default hyperparameters for `loss`, to adjust and `check()`.
+    pub fn params(loss: Loss) -> SgdParams {
+        SgdParams::new(loss)
+    }
+
+    pub(crate) fn from_params(params: SgdValidParams, dim: usize) -> Self {
+        Self {
+            params,
+            weights: ScaledWeights::zeros(dim),
+            intercept: 0.0,
+            t: 0,
+        }
+    }
+
+    /// Effective weights (scale applied); O(dim).
+    pub fn weights(&self) -> Array1<f64> {
+        self.weights.to_array()
+    }
+
+    /// Effective weight of coordinate `j` in O(1), `None` if `j >= dim`.
+    pub fn weight(&self, j: usize) -> Option<f64> {
+        self.weights.get(j)
+    }
+
+    pub fn intercept(&self) -> f64 {
+        self.intercept
+    }
+
+    /// Number of events learned.
+    pub fn steps(&self) -> u64 {
+        self.t
+    }
+
+    pub fn loss(&self) -> Loss {
+        self.params.loss()
+    }
+
+    pub fn hyperparams(&self) -> &SgdValidParams {
+        &self.params
+    }
+
+    /// `w . x + b`, and whether every entry of `x` addressed a coordinate.
+    #[inline]
+    fn margin(&self, x: &FeatureVec<'_>) -> (f64, bool) {
+        let (dot, in_range) = self.weights.dot(x);
+        (dot + self.intercept, in_range)
+    }
+
+    /// Validates the event, then applies one SGD step. `margin`, `in_range` and `p` must come from
+    /// `self.margin(x)` and `predict(margin)`. Every check happens before the first write, so an
+    /// `Err` leaves the model untouched.
+    #[inline]
+    fn step(
+        &mut self,
+        x: &FeatureVec<'_>,
+        y: f64,
+        weight: f64,
+        (margin, in_range): (f64, bool),
+        p: f64,
+    ) -> Result<()> {
+        let loss = self.params.loss();
+        if !y.is_finite() {
+            return Err(MlError::NonFinite {
+                what: "y",
+                value: y,
+            });
+        }
+        if !weight.is_finite() {
+            return Err(MlError::NonFinite {
+                what: "weight",
+                value: weight,
+            });
+        }
+        if weight < 0.0 {
+            return Err(MlError::InvalidWeight { weight });
+        }
+        if !loss.accepts_label(y) {
+            return Err(MlError::InvalidLabel { y });
+        }
+        if !in_range {
+            x.check_shape(self.weights.dim())?;
+        }
+        // A finite margin also proves every active x_j is finite (inf * w or 0 * inf would have
+        // leaked into it).
+        if !margin.is_finite() {
+            return Err(MlError::NonFinite {
+                what: "margin",
+                value: margin,
+            });
+        }
+
+        let params = &self.params;
+        let t = self.t + 1;
+        // eta and the decay depend only on t, so they are computed off the margin -> gradient ->
+        // update dependency chain that bounds the event rate
+        let eta = params.eta(t);
+        if params.l2() > 0.0 {
+            self.weights.decay(1.0 - eta * params.l2());
+        }
+        let clip = params.clip_gradient();
+        let g = loss.gradient_given(margin, p, y).clamp(-clip, clip);
+        // weight * g first: both finite, so the product is never NaN; inf is clamped away
+        let step = (weight * g * eta).clamp(-f64::MAX, f64::MAX);
+        self.weights.add_scaled(-step, x);
+        if params.fit_intercept() {
+            let b = self.intercept - step * params.intercept_learning_rate();
+            self.intercept = b.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT);
+        }
+        self.t = t;
+        Ok(())
+    }
+}
+
+impl Learner for LinearModel {
+    fn dim(&self) -> usize {
+        self.weights.dim()
+    }
+
+    #[inline]
+    fn predict_one(&self, x: &FeatureVec<'_>) -> f64 {
+        self.params.loss().predict(self.margin(x).0)
+    }
+
+    #[inline]
+    fn learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<()> {
+        let m = self.margin(x);
+        let p = self.params.loss().predict(m.0);
+        self.step(x, y, weight, m, p)
+    }
+
+    /// Computes the margin once for both the prediction and the update.
+    #[inline]
+    fn predict_learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<f64> {
+        let m = self.margin(x);
+        let p = self.params.loss().predict(m.0);
+        self.step(x, y, weight, m, p)?;
+        Ok(p)
+    }
+}
+
+/// The serialised form of [`LinearModel`], checked on load (params and weights check themselves).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinearModel {
+    params: SgdValidParams,
+    weights: ScaledWeights,
+    intercept: f64,
+    t: u64,
+}
+
+impl TryFrom<RawLinearModel> for LinearModel {
+    type Error = MlError;
+
+    fn try_from(r: RawLinearModel) -> Result<Self> {
+        if !r.intercept.is_finite() {
+            return Err(MlError::InvalidState {
+                what: "intercept must be finite",
+                value: r.intercept,
+            });
+        }
+        Ok(Self {
+            params: r.params,
+            weights: r.weights,
+            intercept: r.intercept,
+            t: r.t,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,31 @@
+//! eddy-models: the unit that training produces and serving answers from.
+//!
+//! [`TrainedModel`] bundles what a pipeline learns (feature state, learner parameters, progressive
+//! metrics) and is what checkpoints persist. [`ModelSpec`] is the fixed part (name, schema, target,
+//! task). Training publishes immutable [`ServingSnapshot`]s into a [`ModelHandle`], a lock-free
+//! pointer swap, and the HTTP server in [`server`] reads the newest snapshot on every request: a
+//! request never waits on training and training never waits on a request. Serving decodes request
+//! instances with the same `BatchBuilder` and transforms them with the same `FeatureSet` code as
+//! training, so there is no separate serving path to drift from the training one.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use eddy_features::{FeatureConfig, Field, FieldType, Schema};
+//! use eddy_ml::{LinearModel, Loss, Task};
+//! use eddy_models::{ModelHandle, ModelSpec, TrainedModel};
+//!
+//! let features = vec![FeatureConfig::StandardScaler { fields: vec!["x".into()] }];
+//! let learner = LinearModel::params(Loss::Logistic).check().expect("default params are valid");
+//! let spec = ModelSpec::new("default", &features, "y", Task::Binary, None).expect("valid spec");
+//! let model = TrainedModel::new(&spec, &learner, 1000).expect("fields resolve");
+//! let handle = ModelHandle::new(model.snapshot(Arc::new(spec)));
+//! let answer = handle.load().predict_json(&[br#"{"x": 1.5}"#.as_slice()]).expect("valid instance");
+//! assert_eq!(answer.len(), 1);
+//! ```
+
+mod error;
+mod model;
+pub mod server;
+
+pub use error::{ModelError, Result};
+pub use model::{InstanceError, ModelHandle, ModelSpec, ServingSnapshot, TrainedModel};

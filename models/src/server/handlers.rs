@@ -1,0 +1,183 @@
+//! Route handlers. Each answers JSON; each refusal names what was wrong.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+use crate::model::ServingSnapshot;
+
+fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+    let body = match field {
+        Some(field) => json!({ "error": message.into(), "field": field }),
+        None => json!({ "error": message.into() }),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn unknown_model(name: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        None,
+        format!("model {name:?} not found"),
+    )
+}
+
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        None,
+        format!("no route for {}", uri.path()),
+    )
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("encoding metrics: {e}"),
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn metric_map(values: &[(&'static str, f64)]) -> Map<String, Value> {
+    values
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect()
+}
+
+fn summary(snapshot: &ServingSnapshot) -> Value {
+    json!({
+        "name": snapshot.spec.name,
+        "version": snapshot.version,
+        "events_learned": snapshot.version,
+    })
+}
+
+pub(crate) async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let models: Vec<Value> = state.models.values().map(|m| summary(&m.load())).collect();
+    Json(json!({ "models": models }))
+}
+
+pub(crate) async fn model_metadata(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(handle) = state.models.get(&name) else {
+        return unknown_model(&name);
+    };
+    let s = handle.load();
+    let age = SystemTime::now()
+        .duration_since(s.published_at)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Json(json!({
+        "name": s.spec.name,
+        "version": s.version,
+        "events_learned": s.version,
+        "task": s.spec.task,
+        "target": s.spec.target,
+        "key_field": s.spec.key_field,
+        "features": s.features.describe(),
+        "dim": s.features.dim(),
+        "metrics": metric_map(&s.metrics),
+        "window_metrics": metric_map(&s.window_metrics),
+        "snapshot_age_seconds": age,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictRequest<'a> {
+    #[serde(borrow)]
+    instances: Vec<&'a RawValue>,
+}
+
+pub(crate) async fn predict(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(handle) = state.models.get(&name) else {
+        return unknown_model(&name);
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), None, rejection.body_text()),
+    };
+    let request: PredictRequest<'_> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) if e.is_data() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("instances"),
+                format!("invalid request: {e}"),
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                format!("malformed json: {e}"),
+            )
+        }
+    };
+    if request.instances.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("instances"),
+            "instances: expected at least one",
+        );
+    }
+    if request.instances.len() > state.max_instances {
+        let msg = format!(
+            "instances: at most {} per request, got {}",
+            state.max_instances,
+            request.instances.len()
+        );
+        return error(StatusCode::BAD_REQUEST, Some("instances"), msg);
+    }
+    let raw: Vec<&[u8]> = request
+        .instances
+        .iter()
+        .map(|r| r.get().as_bytes())
+        .collect();
+    let snapshot = handle.load();
+    match snapshot.predict_json(&raw) {
+        Ok(predictions) => Json(json!({
+            "model": snapshot.spec.name,
+            "model_version": snapshot.version,
+            "predictions": predictions,
+        }))
+        .into_response(),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            Some(&e.field_path()),
+            e.to_string(),
+        ),
+    }
+}

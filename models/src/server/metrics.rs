@@ -1,0 +1,102 @@
+//! HTTP request counters and latency histograms, registered beside the pipeline's metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+
+pub const HTTP_REQUESTS: &str = "eddy_http_requests";
+pub const HTTP_LATENCY: &str = "eddy_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "eddy_http_requests_in_flight";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    path: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: String,
+}
+
+/// The server's own metrics.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<PathLabels, Histogram>,
+    in_flight: Gauge,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &mut Registry) -> HttpMetrics {
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 20 µs .. ~5 s: predictions sit at the low end, a stalled client at the high end.
+        let latency: Family<PathLabels, Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(2e-5, 2.0, 18)));
+        let in_flight = Gauge::default();
+        registry.register(
+            HTTP_REQUESTS,
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            HTTP_LATENCY,
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            HTTP_IN_FLIGHT,
+            "HTTP requests being answered",
+            in_flight.clone(),
+        );
+        HttpMetrics {
+            requests,
+            latency,
+            in_flight,
+        }
+    }
+}
+
+/// Middleware: counts and times every request by its route template (not the raw path, whose
+/// model names would make label cardinality unbounded).
+pub(crate) async fn track(
+    State(state): State<Arc<AppState>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    state.http.in_flight.inc();
+    let response = next.run(request).await;
+    state.http.in_flight.dec();
+    let status = response.status().as_u16();
+    state
+        .http
+        .requests
+        .get_or_create(&RequestLabels {
+            path: path.clone(),
+            method,
+            status,
+        })
+        .inc();
+    state
+        .http
+        .latency
+        .get_or_create(&PathLabels { path })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}

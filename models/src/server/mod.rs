@@ -1,0 +1,118 @@
+//! The HTTP inference server: JSON prediction API, model metadata, health and Prometheus metrics.
+//!
+//! Every handler reads the newest snapshot through [`ModelHandle::load`], so answers never wait on
+//! training. Bodies are bounded, every refusal is a JSON error naming the offending field.
+
+mod handlers;
+mod metrics;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::error::{ModelError, Result};
+use crate::model::ModelHandle;
+
+pub use metrics::HttpMetrics;
+
+/// Limits and address of the server. Binds loopback unless told otherwise.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub addr: SocketAddr,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most instances in one prediction request; more get 400.
+    pub max_instances: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            max_instances: 10_000,
+        }
+    }
+}
+
+/// Shared by every handler.
+pub(crate) struct AppState {
+    pub(crate) models: BTreeMap<String, ModelHandle>,
+    pub(crate) registry: Registry,
+    pub(crate) http: HttpMetrics,
+    pub(crate) max_instances: usize,
+}
+
+/// A server whose socket is bound (so its address is known) but which does not answer yet.
+pub struct BoundServer {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl BoundServer {
+    /// Binds `options.addr` and prepares the routes for `models`. Pipeline metrics already in
+    /// `registry` are exported on `/metrics` beside the server's own.
+    pub async fn bind(
+        options: &ServerOptions,
+        models: Vec<ModelHandle>,
+        mut registry: Registry,
+    ) -> Result<BoundServer> {
+        let listener =
+            TcpListener::bind(options.addr)
+                .await
+                .map_err(|source| ModelError::Bind {
+                    addr: options.addr.to_string(),
+                    source,
+                })?;
+        let http = HttpMetrics::register(&mut registry);
+        let state = Arc::new(AppState {
+            models: models
+                .into_iter()
+                .map(|m| (m.name().to_owned(), m))
+                .collect(),
+            registry,
+            http,
+            max_instances: options.max_instances,
+        });
+        Ok(BoundServer {
+            listener,
+            router: router(state, options.max_body_bytes),
+        })
+    }
+
+    /// The bound address (the real port when the configured one was 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(ModelError::Serve)
+    }
+
+    /// Answers requests until `shutdown` completes, then finishes in-flight requests and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ModelError::Serve)
+    }
+}
+
+fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/v1/models", get(handlers::list_models))
+        .route("/v1/models/{name}", get(handlers::model_metadata))
+        .route("/v1/models/{name}/predict", post(handlers::predict))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

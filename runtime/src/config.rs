@@ -1,0 +1,480 @@
+//! The pipeline file: what the user writes (serde structs, unknown keys refused) and the checked
+//! form the runtime runs ([`ValidConfig`]). `eddy validate` runs exactly [`load`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eddy_features::FeatureConfig;
+use eddy_ml::{LinearModel, Loss, Schedule, SgdValidParams, Task};
+use eddy_models::ModelSpec;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Result, RuntimeError};
+use crate::sink::SinksConfig;
+use crate::source::SourceConfig;
+
+/// The whole pipeline file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub features: Vec<FeatureConfig>,
+    pub model: ModelConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointConfig>,
+    #[serde(default)]
+    pub serve: ServeConfig,
+    #[serde(default)]
+    pub sinks: SinksConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Logistic regression for a 0/1 target.
+    Logistic,
+    /// Linear regression (squared loss) for a numeric target.
+    Linear,
+}
+
+impl ModelKind {
+    pub fn task(self) -> Task {
+        match self {
+            ModelKind::Logistic => Task::Binary,
+            ModelKind::Linear => Task::Regression,
+        }
+    }
+    fn loss(self) -> Loss {
+        match self {
+            ModelKind::Logistic => Loss::Logistic,
+            ModelKind::Linear => Loss::Squared,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    Constant,
+    InverseScaling,
+    Optimal,
+}
+
+/// `[model.optimizer]`. Unset values take the learner's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    Sgd {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        learning_rate: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<ScheduleKind>,
+        /// Exponent of the inverse-scaling schedule (default 0.5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        power_t: Option<f64>,
+    },
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Sgd {
+            learning_rate: None,
+            schedule: None,
+            power_t: None,
+        }
+    }
+}
+
+fn default_model_name() -> String {
+    "default".to_owned()
+}
+fn default_window() -> usize {
+    1000
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    #[serde(rename = "type")]
+    pub kind: ModelKind,
+    /// The field to predict.
+    pub target: String,
+    /// The name the model is served under.
+    #[serde(default = "default_model_name")]
+    pub name: String,
+    /// A string field copied into each prediction as its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_field: Option<String>,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_gradient: Option<f64>,
+    /// Multiplier of the learning rate for the intercept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intercept_learning_rate: Option<f64>,
+    /// Events in the recent window of the progressive metrics.
+    #[serde(default = "default_window")]
+    pub metrics_window: usize,
+}
+
+impl ModelConfig {
+    pub fn new(kind: ModelKind, target: &str) -> ModelConfig {
+        ModelConfig {
+            kind,
+            target: target.to_owned(),
+            name: default_model_name(),
+            key_field: None,
+            optimizer: OptimizerConfig::default(),
+            l2: None,
+            clip_gradient: None,
+            intercept_learning_rate: None,
+            metrics_window: default_window(),
+        }
+    }
+
+    /// The checked learner parameters.
+    pub fn learner_params(&self) -> std::result::Result<SgdValidParams, String> {
+        let mut params = LinearModel::params(self.kind.loss());
+        let OptimizerConfig::Sgd {
+            learning_rate,
+            schedule,
+            power_t,
+        } = &self.optimizer;
+        if let Some(eta) = learning_rate {
+            params = params.learning_rate(*eta);
+        }
+        match schedule {
+            Some(ScheduleKind::Constant) => params = params.schedule(Schedule::Constant),
+            Some(ScheduleKind::Optimal) => params = params.schedule(Schedule::Optimal),
+            Some(ScheduleKind::InverseScaling) => {
+                params = params.schedule(Schedule::InverseScaling {
+                    power_t: power_t.unwrap_or(0.5),
+                })
+            }
+            None if power_t.is_some() => {
+                return Err(
+                    "model.optimizer.power_t: only meaningful with schedule = \"inverse_scaling\""
+                        .into(),
+                )
+            }
+            None => {}
+        }
+        if let Some(l2) = self.l2 {
+            params = params.l2(l2);
+        }
+        if let Some(c) = self.clip_gradient {
+            params = params.clip_gradient(c);
+        }
+        if let Some(f) = self.intercept_learning_rate {
+            params = params.intercept_learning_rate(f);
+        }
+        params.check().map_err(|e| format!("model: {e}"))
+    }
+}
+
+fn default_keep() -> usize {
+    3
+}
+
+/// `[checkpoint]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    pub dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_events: Option<u64>,
+    /// Defaults to 10 when neither interval is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<f64>,
+    /// How many checkpoint files to keep.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body() -> usize {
+    1 << 20
+}
+fn default_instances() -> usize {
+    10_000
+}
+fn default_publish() -> u64 {
+    200
+}
+
+/// `[serve]`: the live model over HTTP while it trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_address")]
+    pub address: SocketAddr,
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_instances")]
+    pub max_instances: usize,
+    /// How often training publishes fresh parameters to the server.
+    #[serde(default = "default_publish")]
+    pub publish_interval_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            enabled: true,
+            address: default_address(),
+            max_body_bytes: default_body(),
+            max_instances: default_instances(),
+            publish_interval_ms: default_publish(),
+        }
+    }
+}
+
+/// A pipeline that passed every check.
+#[derive(Clone, Debug)]
+pub struct ValidConfig {
+    pub config: PipelineConfig,
+    pub spec: Arc<ModelSpec>,
+    pub learner: SgdValidParams,
+    /// Identifies the features + model sections; a checkpoint resumes only a matching pipeline.
+    pub fingerprint: u64,
+}
+
+impl PipelineConfig {
+    /// Every problem, each prefixed with its key path; the checked config when there is none.
+    pub fn check(self) -> std::result::Result<ValidConfig, Vec<String>> {
+        let mut problems = self.source.validate();
+        for (i, f) in self.features.iter().enumerate() {
+            problems.extend(f.validate(i));
+        }
+        if self.model.target.trim().is_empty() {
+            problems.push("model.target: empty".into());
+        }
+        if self.model.name.trim().is_empty() || self.model.name.contains('/') {
+            problems.push(format!(
+                "model.name: must be non-empty without '/', got {:?}",
+                self.model.name
+            ));
+        }
+        if self.model.metrics_window == 0 {
+            problems.push("model.metrics_window: must be >= 1, got 0".into());
+        }
+        if let Some(c) = &self.checkpoint {
+            if c.dir.as_os_str().is_empty() {
+                problems.push("checkpoint.dir: empty".into());
+            }
+            if c.interval_events == Some(0) {
+                problems.push("checkpoint.interval_events: must be >= 1, got 0".into());
+            }
+            if let Some(s) = c.interval_seconds {
+                if !(s.is_finite() && s > 0.0) {
+                    problems.push(format!(
+                        "checkpoint.interval_seconds: must be finite and > 0, got {s}"
+                    ));
+                }
+            }
+            if c.keep == 0 {
+                problems.push("checkpoint.keep: must be >= 1, got 0".into());
+            }
+        }
+        if self.serve.max_body_bytes == 0 {
+            problems.push("serve.max_body_bytes: must be >= 1, got 0".into());
+        }
+        if self.serve.max_instances == 0 {
+            problems.push("serve.max_instances: must be >= 1, got 0".into());
+        }
+        if self.serve.publish_interval_ms == 0 {
+            problems.push("serve.publish_interval_ms: must be >= 1, got 0".into());
+        }
+        let learner = self
+            .model
+            .learner_params()
+            .map_err(|p| problems.push(p))
+            .ok();
+        let spec = ModelSpec::new(
+            &self.model.name,
+            &self.features,
+            &self.model.target,
+            self.model.kind.task(),
+            self.model.key_field.as_deref(),
+        )
+        .map_err(|e| problems.push(format!("features/model: {e}")))
+        .ok();
+        match (spec, learner) {
+            (Some(spec), Some(learner)) if problems.is_empty() => {
+                let identity = serde_json::to_vec(&(&self.features, &self.model))
+                    .expect("config structs always serialise to JSON");
+                Ok(ValidConfig {
+                    fingerprint: xxh3_64(&identity),
+                    spec: Arc::new(spec),
+                    learner,
+                    config: self,
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// The pipeline as TOML, as `--print-config` shows it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config structs always serialise to TOML")
+    }
+}
+
+/// Parses TOML text; errors name the key path and what was expected.
+pub fn parse(text: &str, origin: &str) -> Result<PipelineConfig> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let inner = inner.trim().replace('\n', "\n  ");
+        let problem = if path == "." || path.is_empty() {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        };
+        RuntimeError::Config {
+            path: origin.to_owned(),
+            problems: vec![problem],
+        }
+    })
+}
+
+/// Reads, parses and checks a pipeline file.
+pub fn load(path: &Path) -> Result<ValidConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::io("reading", path, e))?;
+    let origin = path.display().to_string();
+    parse(&text, &origin)?
+        .check()
+        .map_err(|problems| RuntimeError::Config {
+            path: origin,
+            problems,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[source]
+type = "generator"
+kind = "logistic"
+features = 3
+events = 100
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1", "x2"]
+
+[model]
+type = "logistic"
+target = "y"
+
+[model.optimizer]
+type = "sgd"
+learning_rate = 0.05
+schedule = "inverse_scaling"
+
+[checkpoint]
+dir = "ckpt"
+interval_events = 50
+
+[serve]
+address = "127.0.0.1:0"
+"#;
+
+    #[test]
+    fn a_good_file_checks() {
+        let config = parse(GOOD, "good.toml").expect("parses");
+        let valid = config.check().expect("valid");
+        assert_eq!(valid.spec.target, "y");
+        assert_eq!(valid.config.serve.address.port(), 0);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let text = GOOD.replace(
+            "interval_events = 50",
+            "interval_events = 50\ninterval_evnts = 3",
+        );
+        let err = parse(&text, "bad.toml")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.starts_with("bad.toml: checkpoint"), "{err}");
+        assert!(err.contains("interval_evnts"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_what_was_expected() {
+        let text = GOOD.replace("learning_rate = 0.05", "learning_rate = \"fast\"");
+        let err = parse(&text, "bad.toml")
+            .expect_err("wrong type")
+            .to_string();
+        assert!(err.contains("model.optimizer"), "{err}");
+        assert!(
+            err.contains("learning_rate") || err.contains("f64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let text = GOOD
+            .replace("learning_rate = 0.05", "learning_rate = -1.0")
+            .replace("interval_events = 50", "interval_events = 0")
+            .replace("target = \"y\"", "target = \"x0\"");
+        let problems = parse(&text, "bad.toml")
+            .expect("parses")
+            .check()
+            .expect_err("invalid");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("checkpoint.interval_events")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("learning_rate")),
+            "{problems:?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("x0")), "{problems:?}");
+    }
+
+    #[test]
+    fn printed_config_parses_back_to_the_same() {
+        let config = parse(GOOD, "good.toml").expect("parses");
+        let again = parse(&config.to_toml(), "printed").expect("printed config parses");
+        assert_eq!(config, again);
+    }
+
+    #[test]
+    fn shipped_example_pipelines_check() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("examples dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                parse(&text, &path.display().to_string())
+                    .expect("parses")
+                    .check()
+                    .unwrap_or_else(|p| panic!("{}: {p:?}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no example pipelines found in {}", dir.display());
+    }
+}

@@ -1,0 +1,329 @@
+//! Wiring of one pipeline run: restore, source thread, ordered trainer thread, HTTP server,
+//! final checkpoint and summary.
+//!
+//! The source decodes on its own thread ahead of the trainer (bounded channel, so a slow trainer
+//! slows the reader and memory stays bounded); the trainer is the single ordered consumer, which
+//! is what makes the result independent of micro-batch size and of timing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_features::FeatureBatch;
+use eddy_models::server::{BoundServer, ServerOptions};
+use eddy_models::{ModelHandle, TrainedModel};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::{mpsc, Notify};
+
+use crate::checkpoint::{CheckpointStore, Counters};
+use crate::config::ValidConfig;
+use crate::error::{Result, RuntimeError};
+use crate::metrics::PipelineMetrics;
+use crate::sink::SinkConfig;
+use crate::source::{BuildContext, Chunk};
+use crate::trainer::{CheckpointPolicy, ProgressFn, Trainer};
+
+/// Chunks in flight between the source and the trainer.
+const CHANNEL_CHUNKS: usize = 4;
+const DEFAULT_CHECKPOINT_SECONDS: f64 = 10.0;
+
+/// Asks a running pipeline to stop; it finishes the chunk at hand, checkpoints, and returns.
+#[derive(Clone, Default)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    async fn stopped(&self) {
+        let notified = self.notify.notified();
+        if !self.is_stopped() {
+            notified.await;
+        }
+    }
+}
+
+/// Told the server's address and the model's name once the server listens.
+pub type ServingFn = Box<dyn FnOnce(SocketAddr, &str) + Send>;
+
+/// How to run, beyond what the pipeline file says.
+pub struct RunOptions {
+    /// Stop after this many records in this run.
+    pub max_events: Option<u64>,
+    pub progress_every: Duration,
+    pub on_progress: Option<ProgressFn>,
+    /// Called once the server listens, with its address and the model's name.
+    pub on_serving: Option<ServingFn>,
+    pub stop: StopHandle,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            max_events: None,
+            progress_every: Duration::from_secs(1),
+            on_progress: None,
+            on_serving: None,
+            stop: StopHandle::default(),
+        }
+    }
+}
+
+/// What a run did; `--summary-json` writes this.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Records read since the start of the stream, dead letters included.
+    pub events: u64,
+    pub learned: u64,
+    pub dead_lettered: u64,
+    /// Wall-clock seconds of this run.
+    pub seconds: f64,
+    /// Records handled per second in this run.
+    pub events_per_sec: f64,
+    pub metrics: BTreeMap<String, f64>,
+    pub window_metrics: BTreeMap<String, f64>,
+    pub model_version: u64,
+    /// Records already handled by the checkpoint this run resumed from.
+    pub resumed_from: Option<u64>,
+    pub checkpoints_written: u64,
+    pub checkpoint: Option<PathBuf>,
+    pub stopped_early: bool,
+}
+
+fn to_map(values: &[(&'static str, f64)]) -> BTreeMap<String, f64> {
+    values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+/// Runs a checked pipeline to the end of its source (or until stopped).
+pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
+    let config = &valid.config;
+    let spec = Arc::clone(&valid.spec);
+
+    let store = config
+        .checkpoint
+        .as_ref()
+        .map(|c| CheckpointStore::open(&c.dir, c.keep))
+        .transpose()?;
+    let restored = match &store {
+        Some(store) => store.load_latest()?,
+        None => None,
+    };
+    if let Some((path, checkpoint)) = &restored {
+        if checkpoint.fingerprint != valid.fingerprint {
+            return Err(RuntimeError::Checkpoint {
+                path: path.clone(),
+                message: "written by a pipeline with other features or model settings; \
+                          point checkpoint.dir elsewhere or remove it to start afresh"
+                    .into(),
+            });
+        }
+        tracing::info!(path = %path.display(), events = checkpoint.counters.events, "resuming from checkpoint");
+    }
+    let resumed_from = restored.as_ref().map(|(_, c)| c.counters.events);
+    let (model, counters, position, predictions_len, dead_letters_len) = match restored {
+        Some((_, c)) => (
+            c.model,
+            c.counters,
+            Some(c.position),
+            c.predictions_len,
+            c.dead_letters_len,
+        ),
+        None => (
+            TrainedModel::new(&spec, &valid.learner, config.model.metrics_window)?,
+            Counters::default(),
+            None,
+            None,
+            None,
+        ),
+    };
+
+    let mut source = config.source.build(BuildContext {
+        builder: spec.batch_builder(),
+        resume: position.clone(),
+    })?;
+    let predictions = config
+        .sinks
+        .predictions
+        .as_ref()
+        .map(|s| s.open(predictions_len))
+        .transpose()?;
+    // Dead letters are kept beside the checkpoints when no sink is named, so none is lost.
+    let dead_config = config.sinks.dead_letters.clone().or_else(|| {
+        store.as_ref().map(|s| SinkConfig::File {
+            path: s.dir().join("dead-letters.jsonl"),
+        })
+    });
+    let dead_letters = dead_config
+        .as_ref()
+        .map(|s| s.open(dead_letters_len))
+        .transpose()?;
+
+    let mut registry = Registry::default();
+    let metrics = PipelineMetrics::register(&mut registry);
+    metrics.events_read.inc_by(counters.events);
+    metrics.events_learned.inc_by(counters.learned);
+
+    let mut options = options;
+    let handle = config
+        .serve
+        .enabled
+        .then(|| ModelHandle::new(model.snapshot(Arc::clone(&spec))));
+    let server_stop = StopHandle::default();
+    let server_task = match &handle {
+        Some(handle) => {
+            let server_options = ServerOptions {
+                addr: config.serve.address,
+                max_body_bytes: config.serve.max_body_bytes,
+                max_instances: config.serve.max_instances,
+            };
+            let server = BoundServer::bind(&server_options, vec![handle.clone()], registry).await?;
+            let addr = server.local_addr()?;
+            tracing::info!(%addr, model = %spec.name, "serving the live model");
+            if let Some(on_serving) = options.on_serving.take() {
+                on_serving(addr, &spec.name);
+            }
+            let stop = server_stop.clone();
+            Some(tokio::spawn(
+                server.serve(async move { stop.stopped().await }),
+            ))
+        }
+        None => None,
+    };
+
+    let now = Instant::now();
+    let checkpoints = match (store, &config.checkpoint) {
+        (Some(store), Some(c)) => {
+            let seconds = match (c.interval_events, c.interval_seconds) {
+                (None, None) => Some(DEFAULT_CHECKPOINT_SECONDS),
+                (_, s) => s,
+            };
+            Some(CheckpointPolicy {
+                store,
+                every_events: c.interval_events,
+                every: seconds.map(Duration::from_secs_f64),
+            })
+        }
+        _ => None,
+    };
+    let mut trainer = Trainer {
+        spec: Arc::clone(&spec),
+        fingerprint: valid.fingerprint,
+        model,
+        counters,
+        position: position.unwrap_or_default(),
+        predictions,
+        dead_letters,
+        checkpoints,
+        metrics,
+        handle,
+        publish_every: Duration::from_millis(config.serve.publish_interval_ms),
+        progress: options.on_progress.take(),
+        progress_every: options.progress_every,
+        started: now,
+        scratch: FeatureBatch::new(),
+        line: Vec::with_capacity(256),
+        last_checkpoint: (now, counters.events),
+        last_publish: now,
+        last_progress: (now, counters.events),
+        checkpoints_written: 0,
+        last_checkpoint_path: None,
+    };
+
+    let (tx, mut rx) = mpsc::channel::<Result<Chunk>>(CHANNEL_CHUNKS);
+    let batch_size = config.source.batch_size();
+    let stop = options.stop.clone();
+    let max_events = options.max_events;
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut read = 0u64;
+        loop {
+            if stop.is_stopped() {
+                return;
+            }
+            let want = max_events.map_or(batch_size as u64, |m| (batch_size as u64).min(m - read));
+            if want == 0 {
+                return;
+            }
+            let chunk = match source.next_chunk(want as usize) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            read += (chunk.seqs.len() + chunk.dead.len()) as u64;
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let stop = options.stop.clone();
+    let trained = tokio::task::spawn_blocking(move || {
+        let mut failure = None;
+        while let Some(message) = rx.blocking_recv() {
+            match message.and_then(|chunk| trainer.process(chunk)) {
+                Ok(()) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        // What was processed is consistent whatever stopped us: checkpoint it.
+        let finished = trainer.checkpoint();
+        trainer.publish();
+        trainer.report();
+        match (failure, finished) {
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(trainer),
+        }
+    })
+    .await
+    .map_err(|e| RuntimeError::Internal(format!("the trainer thread failed: {e}")))?;
+    reader
+        .await
+        .map_err(|e| RuntimeError::Internal(format!("the source thread failed: {e}")))?;
+
+    server_stop.stop();
+    if let Some(task) = server_task {
+        task.await
+            .map_err(|e| RuntimeError::Internal(format!("the server task failed: {e}")))??;
+    }
+    let trainer = trained?;
+    let seconds = trainer.started.elapsed().as_secs_f64();
+    let handled = trainer.counters.events - resumed_from.unwrap_or(0);
+    let (values, window) = trainer.metric_values();
+    Ok(Summary {
+        events: trainer.counters.events,
+        learned: trainer.counters.learned,
+        dead_lettered: trainer.counters.dead_lettered,
+        seconds,
+        events_per_sec: if seconds > 0.0 {
+            handled as f64 / seconds
+        } else {
+            0.0
+        },
+        metrics: to_map(&values),
+        window_metrics: to_map(&window),
+        model_version: trainer.model.events_learned,
+        resumed_from,
+        checkpoints_written: trainer.checkpoints_written,
+        checkpoint: trainer.last_checkpoint_path.clone(),
+        stopped_early: stop.is_stopped(),
+    })
+}

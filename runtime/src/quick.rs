@@ -1,0 +1,285 @@
+//! Quick mode: a default pipeline built from command-line flags and the first record of the
+//! input, so a file can be learned from without writing a pipeline file.
+//!
+//! Numeric (and boolean) fields are standard-scaled, string fields hashed; the target and the key
+//! are never features.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use eddy_features::FeatureConfig;
+use serde_json::Value;
+
+use crate::config::{
+    CheckpointConfig, ModelConfig, ModelKind, OptimizerConfig, PipelineConfig, ServeConfig,
+};
+use crate::error::{Result, RuntimeError};
+use crate::sink::{SinkConfig, SinksConfig};
+use crate::source::{expand_inputs, FileFormat, FileSourceConfig, SourceConfig};
+
+/// Hash buckets for string fields in quick mode.
+pub const QUICK_HASH_BITS: u8 = 18;
+
+/// What quick mode takes from the command line.
+#[derive(Clone, Debug)]
+pub struct QuickOptions {
+    pub input: String,
+    pub target: String,
+    pub model: ModelKind,
+    pub format: Option<FileFormat>,
+    pub key_field: Option<String>,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub serve: Option<SocketAddr>,
+    pub predictions: Option<PathBuf>,
+    pub dead_letters: Option<PathBuf>,
+    pub batch_size: usize,
+    pub learning_rate: Option<f64>,
+    pub l2: Option<f64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Number,
+    Text,
+}
+
+/// Builds the pipeline quick mode runs.
+pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
+    if options.input == "-" {
+        return Err(RuntimeError::Input {
+            path: "-".into(),
+            message: "quick mode reads the first record of a file to find its fields; for stdin, \
+                      write a pipeline file with [source] type = \"stdin\""
+                .into(),
+        });
+    }
+    let first = expand_inputs(&options.input)?.remove(0);
+    let format = options
+        .format
+        .or_else(|| FileFormat::from_path(&first))
+        .ok_or_else(|| RuntimeError::Input {
+            path: first.clone(),
+            message: "unknown format: name it .jsonl or .csv (optionally .gz), or pass --format"
+                .into(),
+        })?;
+    let fields = first_record_fields(&first, format)?;
+    if !fields.iter().any(|(name, _)| *name == options.target) {
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(RuntimeError::Input {
+            path: first,
+            message: format!(
+                "target field {:?} is not in the first record; its fields are {names:?}",
+                options.target
+            ),
+        });
+    }
+    let is_feature =
+        |name: &str| name != options.target && Some(name) != options.key_field.as_deref();
+    let numbers: Vec<String> = fields
+        .iter()
+        .filter(|(n, k)| *k == Kind::Number && is_feature(n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let strings: Vec<String> = fields
+        .iter()
+        .filter(|(n, k)| *k == Kind::Text && is_feature(n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut features = Vec::new();
+    if !numbers.is_empty() {
+        features.push(FeatureConfig::StandardScaler { fields: numbers });
+    }
+    if !strings.is_empty() {
+        features.push(FeatureConfig::Hash {
+            fields: strings,
+            bits: QUICK_HASH_BITS,
+            seed: 0,
+        });
+    }
+    let mut model = ModelConfig::new(options.model, &options.target);
+    model.key_field = options.key_field.clone();
+    model.l2 = options.l2;
+    model.optimizer = OptimizerConfig::Sgd {
+        learning_rate: options.learning_rate,
+        schedule: None,
+        power_t: None,
+    };
+    Ok(PipelineConfig {
+        source: SourceConfig::File(FileSourceConfig {
+            path: options.input.clone(),
+            format: options.format,
+            batch_size: options.batch_size,
+        }),
+        features,
+        model,
+        checkpoint: options.checkpoint_dir.as_ref().map(|dir| CheckpointConfig {
+            dir: dir.clone(),
+            interval_events: None,
+            interval_seconds: None,
+            keep: 3,
+        }),
+        serve: match options.serve {
+            Some(address) => ServeConfig {
+                address,
+                ..ServeConfig::default()
+            },
+            None => ServeConfig {
+                enabled: false,
+                ..ServeConfig::default()
+            },
+        },
+        sinks: SinksConfig {
+            predictions: options
+                .predictions
+                .clone()
+                .map(|path| SinkConfig::File { path }),
+            dead_letters: options
+                .dead_letters
+                .clone()
+                .map(|path| SinkConfig::File { path }),
+        },
+    })
+}
+
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| RuntimeError::io("opening", path, e))?;
+    Ok(
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        },
+    )
+}
+
+/// Field names and kinds of the first record, in the record's (JSON: sorted) order.
+fn first_record_fields(path: &Path, format: FileFormat) -> Result<Vec<(String, Kind)>> {
+    let bad = |message: String| RuntimeError::Input {
+        path: path.to_path_buf(),
+        message,
+    };
+    match format {
+        FileFormat::Jsonl => {
+            let reader = BufReader::new(open(path)?);
+            for line in reader.lines() {
+                let line = line.map_err(|e| RuntimeError::io("reading", path, e))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let record: serde_json::Map<String, Value> = serde_json::from_str(&line)
+                    .map_err(|e| bad(format!("the first record is not a JSON object: {e}")))?;
+                return Ok(record
+                    .into_iter()
+                    .filter_map(|(name, value)| match value {
+                        Value::Number(_) | Value::Bool(_) => Some((name, Kind::Number)),
+                        Value::String(_) => Some((name, Kind::Text)),
+                        _ => None,
+                    })
+                    .collect());
+            }
+            Err(bad("no records".into()))
+        }
+        FileFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .from_reader(open(path)?);
+            let header = reader
+                .headers()
+                .map_err(|e| bad(format!("reading the header: {e}")))?
+                .clone();
+            let mut row = csv::StringRecord::new();
+            if !reader
+                .read_record(&mut row)
+                .map_err(|e| bad(format!("reading the first row: {e}")))?
+            {
+                return Err(bad("no rows after the header".into()));
+            }
+            Ok(header
+                .iter()
+                .zip(row.iter())
+                .map(|(name, cell)| {
+                    let kind = if cell.trim().parse::<f64>().is_ok() {
+                        Kind::Number
+                    } else {
+                        Kind::Text
+                    };
+                    (name.to_owned(), kind)
+                })
+                .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(input: &Path) -> QuickOptions {
+        QuickOptions {
+            input: input.display().to_string(),
+            target: "y".into(),
+            model: ModelKind::Logistic,
+            format: None,
+            key_field: Some("user".into()),
+            checkpoint_dir: None,
+            serve: None,
+            predictions: None,
+            dead_letters: None,
+            batch_size: 4096,
+            learning_rate: None,
+            l2: None,
+        }
+    }
+
+    #[test]
+    fn numbers_are_scaled_strings_hashed_target_and_key_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(
+            &path,
+            "\n{\"b\": 1.5, \"a\": 2, \"site\": \"x\", \"user\": \"u\", \"y\": 1, \"o\": {}}\n",
+        )
+        .expect("write");
+        let config = quick_config(&options(&path)).expect("config");
+        assert_eq!(
+            config.features,
+            vec![
+                FeatureConfig::StandardScaler {
+                    fields: vec!["a".into(), "b".into()]
+                },
+                FeatureConfig::Hash {
+                    fields: vec!["site".into()],
+                    bits: QUICK_HASH_BITS,
+                    seed: 0
+                },
+            ]
+        );
+        assert!(!config.serve.enabled);
+        config.check().expect("the quick pipeline is valid");
+    }
+
+    #[test]
+    fn csv_columns_are_typed_by_their_first_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "x,city,y\n0.5,Oslo,0\n").expect("write");
+        let config = quick_config(&options(&path)).expect("config");
+        assert_eq!(config.features.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_target_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(&path, "{\"x\": 1}\n").expect("write");
+        let err = quick_config(&options(&path))
+            .expect_err("no target")
+            .to_string();
+        assert!(err.contains("\"y\""), "{err}");
+    }
+}

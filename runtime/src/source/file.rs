@@ -1,0 +1,318 @@
+//! File sources (JSON Lines or CSV, plain or gzip, one file, a directory or a glob) and stdin.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use eddy_features::BatchBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::reader::RecordReader;
+use super::{BuildContext, Chunk, ChunkParts, Location, Position, Source};
+use crate::error::{Result, RuntimeError};
+
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+fn default_batch_size() -> usize {
+    4096
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    Jsonl,
+    Csv,
+}
+
+impl FileFormat {
+    /// The format a file name implies (`.jsonl`, `.ndjson`, `.json`, `.csv`, each optionally `.gz`).
+    pub fn from_path(path: &Path) -> Option<FileFormat> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".csv") {
+            Some(FileFormat::Csv)
+        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
+            Some(FileFormat::Jsonl)
+        } else {
+            None
+        }
+    }
+}
+
+/// `[source] type = "file"`: one file, a directory (its files with a known extension), or a glob.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    pub path: String,
+    /// Overrides the format implied by each file's extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+/// `[source] type = "stdin"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinSourceConfig {
+    #[serde(default = "default_stdin_format")]
+    pub format: FileFormat,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_stdin_format() -> FileFormat {
+    FileFormat::Jsonl
+}
+
+/// The sorted list of input files that `pattern` names.
+pub fn expand_inputs(pattern: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(pattern);
+    let mut files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map_err(|e| RuntimeError::io("listing", path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && FileFormat::from_path(p).is_some())
+            .collect()
+    } else if pattern.contains(['*', '?', '[']) {
+        glob::glob(pattern)
+            .map_err(|e| RuntimeError::Input {
+                path: pattern.into(),
+                message: format!("bad glob: {e}"),
+            })?
+            .filter_map(std::result::Result::ok)
+            .filter(|p| p.is_file())
+            .collect()
+    } else if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(RuntimeError::NoInput(pattern.to_owned()));
+    }
+    Ok(files)
+}
+
+fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// Reads the files in order; its position is (file index, byte offset, line).
+pub struct FileSource {
+    files: Vec<PathBuf>,
+    format: Option<FileFormat>,
+    builder: BatchBuilder,
+    index: usize,
+    reader: Option<RecordReader>,
+    /// Where the last finished file ended, reported while no next file is open, so that a
+    /// checkpoint between files names a file that exists in the input list.
+    finished: Option<Location>,
+    records: u64,
+}
+
+impl FileSource {
+    pub fn open(config: &FileSourceConfig, cx: BuildContext) -> Result<FileSource> {
+        let files = expand_inputs(&config.path)?;
+        let mut source = FileSource {
+            files,
+            format: config.format,
+            builder: cx.builder,
+            index: 0,
+            reader: None,
+            finished: None,
+            records: 0,
+        };
+        if let Some(pos) = cx.resume {
+            source.seek(&pos)?;
+        }
+        Ok(source)
+    }
+
+    fn open_reader(&self, index: usize, skip_to: u64) -> Result<RecordReader> {
+        let path = &self.files[index];
+        let name = path.display().to_string();
+        let format = self
+            .format
+            .or_else(|| FileFormat::from_path(path))
+            .ok_or_else(|| RuntimeError::Input {
+                path: path.clone(),
+                message:
+                    "unknown format: name it .jsonl or .csv (optionally .gz), or set source.format"
+                        .into(),
+            })?;
+        let mut file = File::open(path).map_err(|e| RuntimeError::io("opening", path, e))?;
+        let gzip = is_gzip(path);
+        // A plain JSON Lines file seeks straight to the offset; gzip and CSV re-read up to it.
+        let direct_seek = !gzip && format == FileFormat::Jsonl && skip_to > 0;
+        if direct_seek {
+            file.seek(SeekFrom::Start(skip_to))
+                .map_err(|e| RuntimeError::io("seeking", path, e))?;
+        }
+        let raw: Box<dyn Read + Send> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut reader = match format {
+            FileFormat::Jsonl => {
+                RecordReader::json(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, raw))
+                    as Box<dyn BufRead + Send>)
+            }
+            FileFormat::Csv => RecordReader::csv(
+                Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, raw)),
+                &self.builder,
+                &name,
+            )?,
+        };
+        if direct_seek {
+            if let RecordReader::Json(_) = reader {
+                reader.set_json_position(skip_to);
+            }
+        } else if skip_to > 0 {
+            reader.skip_to(skip_to, &name)?;
+        }
+        Ok(reader)
+    }
+
+    fn seek(&mut self, pos: &Position) -> Result<()> {
+        self.records = pos.records;
+        match &pos.location {
+            Location::Start => {}
+            Location::File {
+                index,
+                path,
+                offset,
+                line,
+            } => {
+                if self.files.get(*index) != Some(path) {
+                    return Err(RuntimeError::Input {
+                        path: path.clone(),
+                        message: format!(
+                            "the checkpoint was taken in input file #{index}, but the inputs now are {:?}: \
+                             the input set changed since",
+                            self.files
+                        ),
+                    });
+                }
+                self.index = *index;
+                let mut reader = self.open_reader(*index, *offset)?;
+                reader.set_line(*line);
+                self.reader = Some(reader);
+            }
+            other => {
+                return Err(RuntimeError::Input {
+                    path: self.files[0].clone(),
+                    message: format!("cannot resume a file source from a {other:?} position"),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for FileSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        let mut parts = ChunkParts::new();
+        while parts.records() < max && self.index < self.files.len() {
+            if self.reader.is_none() {
+                self.reader = Some(self.open_reader(self.index, 0)?);
+            }
+            let name = self.files[self.index].display().to_string();
+            let reader = self.reader.as_mut().expect("opened above");
+            let more = reader.read(&mut self.builder, &mut parts, max, &mut self.records, &name)?;
+            if !more {
+                self.finished = Some(Location::File {
+                    index: self.index,
+                    path: self.files[self.index].clone(),
+                    offset: reader.offset(),
+                    line: reader.line(),
+                });
+                self.index += 1;
+                self.reader = None;
+            }
+        }
+        if parts.records() == 0 {
+            return Ok(None);
+        }
+        let end = self.position();
+        Ok(Some(parts.finish(&mut self.builder, end)))
+    }
+
+    fn position(&self) -> Position {
+        let location = match (&self.reader, &self.finished) {
+            (Some(reader), _) => Location::File {
+                index: self.index,
+                path: self.files[self.index].clone(),
+                offset: reader.offset(),
+                line: reader.line(),
+            },
+            (None, Some(finished)) => finished.clone(),
+            (None, None) => Location::Start,
+        };
+        Position {
+            records: self.records,
+            location,
+        }
+    }
+}
+
+/// JSON Lines or CSV from standard input.
+pub struct StdinSource {
+    builder: BatchBuilder,
+    reader: RecordReader,
+    records: u64,
+    done: bool,
+}
+
+impl StdinSource {
+    pub fn open(config: &StdinSourceConfig, cx: BuildContext) -> Result<StdinSource> {
+        let input = Box::new(std::io::stdin());
+        let reader = match config.format {
+            FileFormat::Jsonl => {
+                RecordReader::json(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, input)))
+            }
+            FileFormat::Csv => RecordReader::csv(input, &cx.builder, "<stdin>")?,
+        };
+        if cx.resume.as_ref().is_some_and(|p| p.records > 0) {
+            tracing::warn!("resuming with stdin as the source: model state is restored, stdin is read from what it gives next");
+        }
+        Ok(StdinSource {
+            builder: cx.builder,
+            reader,
+            records: cx.resume.map_or(0, |p| p.records),
+            done: false,
+        })
+    }
+}
+
+impl Source for StdinSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut parts = ChunkParts::new();
+        let more = self.reader.read(
+            &mut self.builder,
+            &mut parts,
+            max,
+            &mut self.records,
+            "<stdin>",
+        )?;
+        self.done = !more;
+        if parts.records() == 0 {
+            return Ok(None);
+        }
+        let end = self.position();
+        Ok(Some(parts.finish(&mut self.builder, end)))
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            records: self.records,
+            location: Location::Stdin,
+        }
+    }
+}

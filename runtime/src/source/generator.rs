@@ -1,0 +1,363 @@
+//! A seeded generator of synthetic streams with known ground truth, so demos and tests need no
+//! data files: a logistic stream, a linear-regression stream and Gaussian blobs.
+//!
+//! Record `i` depends only on the seed and `i` (its RNG is seeded from both), so a resumed
+//! generator continues with exactly the records an uninterrupted one would have produced,
+//! whatever the batch size.
+
+use std::time::{Duration, Instant};
+
+use eddy_features::{BatchBuilder, FieldType};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use super::{schema_of, BuildContext, Chunk, ChunkParts, DeadLetter, Location, Position, Source};
+use crate::error::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorKind {
+    /// `y` ~ Bernoulli(sigmoid(w·x + b + effect[cat])), x ~ N(0, I).
+    Logistic,
+    /// `y` = w·x + b + effect[cat] + N(0, noise_std²).
+    Linear,
+    /// x = centre[label] + N(0, I); `label` names the blob.
+    Blobs,
+}
+
+fn default_features() -> usize {
+    10
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_clusters() -> usize {
+    3
+}
+fn default_noise() -> f64 {
+    0.5
+}
+fn default_batch() -> usize {
+    4096
+}
+
+/// `[source] type = "generator"`. Fields: `x0`..`x{features-1}`, `y` (logistic, linear),
+/// `label` (blobs), and `cat` (a string `c0`..) when `categories` > 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    pub kind: GeneratorKind,
+    #[serde(default = "default_features")]
+    pub features: usize,
+    /// Stop after this many events; unbounded when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Emit at most this many events per second (wall clock); as fast as possible when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<f64>,
+    #[serde(default)]
+    pub categories: usize,
+    #[serde(default = "default_clusters")]
+    pub clusters: usize,
+    #[serde(default = "default_noise")]
+    pub noise_std: f64,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+impl GeneratorConfig {
+    pub fn new(kind: GeneratorKind) -> Self {
+        GeneratorConfig {
+            kind,
+            features: default_features(),
+            events: None,
+            seed: default_seed(),
+            rate_per_sec: None,
+            categories: 0,
+            clusters: default_clusters(),
+            noise_std: default_noise(),
+            batch_size: default_batch(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.features == 0 {
+            problems.push("source.features: must be >= 1, got 0".to_owned());
+        }
+        if let Some(rate) = self.rate_per_sec {
+            if !(rate.is_finite() && rate > 0.0) {
+                problems.push(format!(
+                    "source.rate_per_sec: must be finite and > 0, got {rate}"
+                ));
+            }
+        }
+        if self.kind == GeneratorKind::Blobs && self.clusters == 0 {
+            problems.push("source.clusters: must be >= 1, got 0".to_owned());
+        }
+        if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
+            problems.push(format!(
+                "source.noise_std: must be finite and >= 0, got {}",
+                self.noise_std
+            ));
+        }
+        problems
+    }
+
+    /// The names of the fields this generator emits, numbers first.
+    pub fn fields(&self) -> (Vec<String>, Vec<String>) {
+        let mut numbers: Vec<String> = (0..self.features).map(|j| format!("x{j}")).collect();
+        numbers.push(
+            if self.kind == GeneratorKind::Blobs {
+                "label"
+            } else {
+                "y"
+            }
+            .to_owned(),
+        );
+        let strings = if self.categories > 0 {
+            vec!["cat".to_owned()]
+        } else {
+            Vec::new()
+        };
+        (numbers, strings)
+    }
+
+    /// The ground truth the stream is drawn from.
+    pub fn truth(&self) -> Truth {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
+        let mut normal = || -> f64 { rng.sample(StandardNormal) };
+        let weights = (0..self.features).map(|_| normal()).collect();
+        let intercept = 0.5 * normal();
+        let category_effects = (0..self.categories).map(|_| normal()).collect();
+        let centres = (0..self.clusters)
+            .map(|_| (0..self.features).map(|_| 8.0 * normal()).collect())
+            .collect();
+        Truth {
+            weights,
+            intercept,
+            category_effects,
+            centres,
+        }
+    }
+}
+
+/// Parameters a generated stream is drawn from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truth {
+    pub weights: Vec<f64>,
+    pub intercept: f64,
+    pub category_effects: Vec<f64>,
+    pub centres: Vec<Vec<f64>>,
+}
+
+/// Draws records from a config's ground truth; record `i` depends only on the seed and `i`.
+struct Draw {
+    config: GeneratorConfig,
+    truth: Truth,
+    x: Vec<f64>,
+}
+
+impl Draw {
+    fn new(config: &GeneratorConfig) -> Draw {
+        Draw {
+            truth: config.truth(),
+            x: vec![0.0; config.features],
+            config: config.clone(),
+        }
+    }
+
+    /// Draws record `i`: features into `self.x`, returns (target, category).
+    fn draw(&mut self, i: u64) -> (f64, Option<usize>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+            self.config.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let category =
+            (self.config.categories > 0).then(|| rng.gen_range(0..self.config.categories));
+        let effect = category.map_or(0.0, |c| self.truth.category_effects[c]);
+        match self.config.kind {
+            GeneratorKind::Blobs => {
+                let label = rng.gen_range(0..self.config.clusters);
+                for (x, c) in self.x.iter_mut().zip(&self.truth.centres[label]) {
+                    *x = c + rng.sample::<f64, _>(StandardNormal);
+                }
+                (label as f64, category)
+            }
+            kind => {
+                for x in &mut self.x {
+                    *x = rng.sample(StandardNormal);
+                }
+                let margin: f64 = self.truth.intercept
+                    + effect
+                    + self
+                        .x
+                        .iter()
+                        .zip(&self.truth.weights)
+                        .map(|(x, w)| x * w)
+                        .sum::<f64>();
+                let y = if kind == GeneratorKind::Logistic {
+                    let p = 1.0 / (1.0 + (-margin).exp());
+                    f64::from(u8::from(rng.gen::<f64>() < p))
+                } else {
+                    margin + self.config.noise_std * rng.sample::<f64, _>(StandardNormal)
+                };
+                (y, category)
+            }
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Writes records `0..events` of this stream as JSON Lines (for benchmarks and tests that need a file).
+    pub fn write_jsonl(&self, events: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut draw = Draw::new(self);
+        let (numbers, _) = self.fields();
+        let target = numbers.last().cloned().unwrap_or_default();
+        let mut line = String::with_capacity(256);
+        for i in 0..events {
+            let (y, category) = draw.draw(i);
+            line.clear();
+            line.push('{');
+            for (j, x) in draw.x.iter().enumerate() {
+                line.push_str(&format!("\"x{j}\":{x},"));
+            }
+            if let Some(c) = category {
+                line.push_str(&format!("\"cat\":\"c{c}\","));
+            }
+            line.push_str(&format!("\"{target}\":{y}}}\n"));
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Which generated value fills a schema column.
+#[derive(Clone, Copy)]
+enum Column {
+    X(usize),
+    Target,
+    Missing,
+}
+
+pub struct GeneratorSource {
+    config: GeneratorConfig,
+    draw: Draw,
+    builder: BatchBuilder,
+    numbers: Vec<Column>,
+    strings: Vec<bool>,
+    next: u64,
+    started: Instant,
+    started_at: u64,
+    category_names: Vec<String>,
+    num_values: Vec<Option<f64>>,
+}
+
+impl GeneratorSource {
+    pub fn new(config: &GeneratorConfig, cx: BuildContext) -> GeneratorSource {
+        let schema = schema_of(&cx.builder);
+        let target = if config.kind == GeneratorKind::Blobs {
+            "label"
+        } else {
+            "y"
+        };
+        let mut numbers = Vec::new();
+        let mut strings = Vec::new();
+        for field in schema.fields() {
+            match field.ty {
+                FieldType::Number => numbers.push(if field.name == target {
+                    Column::Target
+                } else {
+                    field
+                        .name
+                        .strip_prefix('x')
+                        .and_then(|j| j.parse::<usize>().ok())
+                        .filter(|j| *j < config.features)
+                        .map_or(Column::Missing, Column::X)
+                }),
+                FieldType::String => strings.push(field.name == "cat" && config.categories > 0),
+            }
+        }
+        let next = cx.resume.map_or(0, |p| p.records);
+        GeneratorSource {
+            draw: Draw::new(config),
+            category_names: (0..config.categories).map(|c| format!("c{c}")).collect(),
+            num_values: vec![None; numbers.len()],
+            config: config.clone(),
+            builder: cx.builder,
+            numbers,
+            strings,
+            next,
+            started: Instant::now(),
+            started_at: next,
+        }
+    }
+
+    fn pace(&self, upto: u64) {
+        if let Some(rate) = self.config.rate_per_sec {
+            let due = Duration::from_secs_f64((upto - self.started_at) as f64 / rate);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+impl Source for GeneratorSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        let mut n = max as u64;
+        if let Some(total) = self.config.events {
+            n = n.min(total.saturating_sub(self.next));
+        }
+        if let Some(rate) = self.config.rate_per_sec {
+            // Small chunks when paced, so a slow stream still flows ~20 times a second.
+            n = n.min(((rate / 20.0).ceil() as u64).max(1));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut parts = ChunkParts::new();
+        let mut strings: Vec<Option<&str>> = Vec::with_capacity(self.strings.len());
+        for i in self.next..self.next + n {
+            let (target, category) = self.draw.draw(i);
+            for (slot, column) in self.num_values.iter_mut().zip(&self.numbers) {
+                *slot = match column {
+                    Column::X(j) => Some(self.draw.x[*j]),
+                    Column::Target => Some(target),
+                    Column::Missing => None,
+                };
+            }
+            strings.clear();
+            strings.extend(self.strings.iter().map(|is_cat| {
+                category
+                    .filter(|_| *is_cat)
+                    .map(|c| self.category_names[c].as_str())
+            }));
+            match self.builder.push_values(&self.num_values, &strings) {
+                Ok(()) => parts.seqs.push(i),
+                Err(err) => parts.dead.push(DeadLetter {
+                    seq: i,
+                    kind: err.kind.as_str(),
+                    field: err.field.clone(),
+                    reason: err.to_string(),
+                    origin: format!("generator:{i}"),
+                    raw: String::new(),
+                }),
+            }
+        }
+        self.next += n;
+        self.pace(self.next);
+        let end = self.position();
+        Ok(Some(parts.finish(&mut self.builder, end)))
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            records: self.next,
+            location: Location::Generator,
+        }
+    }
+}

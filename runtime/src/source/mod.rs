@@ -1,0 +1,176 @@
+//! Sources: where events come from, how far we have read, and how to resume from there.
+//!
+//! A source decodes records against the pipeline's schema into Arrow micro-batches ([`Chunk`]s).
+//! Records it cannot decode become [`DeadLetter`]s in the same chunk, so nothing is lost and the
+//! chunk's end [`Position`] always covers every record read. Checkpoints store that position; a
+//! restarted source seeks to it and continues with the very next record.
+
+mod file;
+mod generator;
+mod reader;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use eddy_features::BatchBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+pub use file::{
+    expand_inputs, FileFormat, FileSource, FileSourceConfig, StdinSource, StdinSourceConfig,
+};
+pub use generator::{GeneratorConfig, GeneratorKind, GeneratorSource};
+
+/// How far a source has read. `records` counts every record consumed since the start of the
+/// stream, dead letters included; `location` says where to continue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub records: u64,
+    pub location: Location,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Location {
+    /// Nothing read yet.
+    #[default]
+    Start,
+    /// Inside file number `index` of the sorted input list, `offset` bytes (of decompressed data)
+    /// and `line` lines in.
+    File {
+        index: usize,
+        path: PathBuf,
+        offset: u64,
+        line: u64,
+    },
+    /// A generator: `records` alone says where it is.
+    Generator,
+    /// Standard input cannot seek: a resumed run reads what stdin gives it next.
+    Stdin,
+}
+
+/// A record that could not be used, with enough context to find and fix it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// Sequence number of the record in the stream (0-based, dead letters included).
+    #[serde(rename = "position")]
+    pub seq: u64,
+    /// Stable machine-readable reason, e.g. `wrong_type`.
+    pub kind: &'static str,
+    /// The offending field, when there is one.
+    pub field: Option<String>,
+    /// Human-readable reason naming the value.
+    pub reason: String,
+    /// Where it came from, e.g. `data/day1.jsonl:17`.
+    pub origin: String,
+    /// The record as read (lossy UTF-8).
+    pub raw: String,
+}
+
+/// One micro-batch: decoded rows, the dead letters met while reading them, and the position
+/// after the last record.
+#[derive(Debug)]
+pub struct Chunk {
+    pub batch: RecordBatch,
+    /// The stream sequence number of each row of `batch`.
+    pub seqs: Vec<u64>,
+    pub dead: Vec<DeadLetter>,
+    pub end: Position,
+}
+
+/// A running source.
+pub trait Source: Send {
+    /// Reads at most `max` records (valid or not). `None` means the stream has ended.
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>>;
+
+    /// Where the next record will be read from.
+    fn position(&self) -> Position;
+}
+
+/// What a source config needs to build a running source.
+pub struct BuildContext {
+    /// A fresh builder for the pipeline's training schema (with its target checks).
+    pub builder: BatchBuilder,
+    /// Where to continue, when resuming from a checkpoint.
+    pub resume: Option<Position>,
+}
+
+/// What the user writes under `[source]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    File(FileSourceConfig),
+    Stdin(StdinSourceConfig),
+    Generator(GeneratorConfig),
+}
+
+impl SourceConfig {
+    /// Records per micro-batch.
+    pub fn batch_size(&self) -> usize {
+        match self {
+            SourceConfig::File(c) => c.batch_size,
+            SourceConfig::Stdin(c) => c.batch_size,
+            SourceConfig::Generator(c) => c.batch_size,
+        }
+    }
+
+    /// Every problem with this config, each prefixed by its key path.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.batch_size() == 0 {
+            problems.push("source.batch_size: must be >= 1, got 0".to_owned());
+        }
+        match self {
+            SourceConfig::File(c) if c.path.is_empty() => {
+                problems.push("source.path: empty".to_owned())
+            }
+            SourceConfig::Generator(c) => problems.extend(c.validate()),
+            _ => {}
+        }
+        problems
+    }
+
+    /// Starts the source, positioned at `cx.resume` if given.
+    pub fn build(&self, cx: BuildContext) -> Result<Box<dyn Source>> {
+        Ok(match self {
+            SourceConfig::File(c) => Box::new(FileSource::open(c, cx)?),
+            SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
+            SourceConfig::Generator(c) => Box::new(GeneratorSource::new(c, cx)),
+        })
+    }
+}
+
+/// Shared by sources: collects rows and dead letters of one chunk.
+pub(crate) struct ChunkParts {
+    pub(crate) seqs: Vec<u64>,
+    pub(crate) dead: Vec<DeadLetter>,
+}
+
+impl ChunkParts {
+    pub(crate) fn new() -> Self {
+        ChunkParts {
+            seqs: Vec::new(),
+            dead: Vec::new(),
+        }
+    }
+
+    pub(crate) fn records(&self) -> usize {
+        self.seqs.len() + self.dead.len()
+    }
+
+    pub(crate) fn finish(self, builder: &mut BatchBuilder, end: Position) -> Chunk {
+        Chunk {
+            batch: builder.finish(),
+            seqs: self.seqs,
+            dead: self.dead,
+            end,
+        }
+    }
+}
+
+/// The schema of a builder, for sources that map their own columns onto it.
+pub(crate) fn schema_of(builder: &BatchBuilder) -> Arc<eddy_features::Schema> {
+    Arc::clone(builder.schema())
+}

@@ -1,0 +1,280 @@
+//! The ordered learner stage: takes chunks in stream order, predicts then learns each event,
+//! writes sinks, checkpoints at chunk boundaries, publishes snapshots and reports progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::{Array, StringArray};
+use eddy_features::FeatureBatch;
+use eddy_ml::MetricValues;
+use eddy_models::{ModelHandle, ModelSpec, TrainedModel};
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
+use crate::error::Result;
+use crate::metrics::{PipelineMetrics, ReasonLabels};
+use crate::sink::LineSink;
+use crate::source::{Chunk, DeadLetter, Position};
+
+/// What the progress callback sees at each interval.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub counters: Counters,
+    pub elapsed: Duration,
+    /// Records per second over the last interval.
+    pub rate: f64,
+    pub metric: (&'static str, f64),
+    pub window_metric: (&'static str, f64),
+}
+
+pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
+
+#[derive(Serialize)]
+struct PredictionLine<'a> {
+    position: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    prediction: f64,
+    model_version: u64,
+}
+
+/// When to checkpoint.
+pub(crate) struct CheckpointPolicy {
+    pub(crate) store: CheckpointStore,
+    pub(crate) every_events: Option<u64>,
+    pub(crate) every: Option<Duration>,
+}
+
+pub(crate) struct Trainer {
+    pub(crate) spec: Arc<ModelSpec>,
+    pub(crate) fingerprint: u64,
+    pub(crate) model: TrainedModel,
+    pub(crate) counters: Counters,
+    pub(crate) position: Position,
+    pub(crate) predictions: Option<LineSink>,
+    pub(crate) dead_letters: Option<LineSink>,
+    pub(crate) checkpoints: Option<CheckpointPolicy>,
+    pub(crate) metrics: PipelineMetrics,
+    pub(crate) handle: Option<ModelHandle>,
+    pub(crate) publish_every: Duration,
+    pub(crate) progress: Option<ProgressFn>,
+    pub(crate) progress_every: Duration,
+    // Running state.
+    pub(crate) started: Instant,
+    pub(crate) scratch: FeatureBatch,
+    pub(crate) line: Vec<u8>,
+    pub(crate) last_checkpoint: (Instant, u64),
+    pub(crate) last_publish: Instant,
+    pub(crate) last_progress: (Instant, u64),
+    pub(crate) checkpoints_written: u64,
+    pub(crate) last_checkpoint_path: Option<std::path::PathBuf>,
+}
+
+impl Trainer {
+    /// Handles one chunk completely: dead letters, progressive validation, sinks, and whatever
+    /// checkpoint, publication or progress report is due.
+    pub(crate) fn process(&mut self, chunk: Chunk) -> Result<()> {
+        for dead in &chunk.dead {
+            self.dead_letter(dead)?;
+        }
+        self.learn(&chunk)?;
+        self.counters.events = chunk.end.records;
+        self.position = chunk.end;
+        self.metrics
+            .events_read
+            .inc_by((chunk.seqs.len() + chunk.dead.len()) as u64);
+        self.metrics
+            .model_version
+            .set(self.model.events_learned as i64);
+        self.maybe_checkpoint()?;
+        self.maybe_publish();
+        self.maybe_report();
+        Ok(())
+    }
+
+    fn learn(&mut self, chunk: &Chunk) -> Result<()> {
+        let keys = self.spec.key_index().and_then(|i| {
+            chunk
+                .batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+        });
+        let mut refused: Vec<DeadLetter> = Vec::new();
+        let mut learned = 0u64;
+        let mut sink_error = None;
+        let predictions = &mut self.predictions;
+        let line = &mut self.line;
+        self.model.learn_batch(
+            &self.spec,
+            &chunk.batch,
+            &mut self.scratch,
+            |row, outcome| {
+                let seq = chunk.seqs[row];
+                match outcome {
+                    Ok((prediction, model_version)) => {
+                        learned += 1;
+                        if let Some(sink) = predictions.as_mut() {
+                            let key = keys
+                                .as_ref()
+                                .filter(|k| k.is_valid(row))
+                                .map(|k| k.value(row));
+                            let record = PredictionLine {
+                                position: seq,
+                                key,
+                                prediction,
+                                model_version,
+                            };
+                            if let Err(e) = sink.write_json(&record, line) {
+                                sink_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    Err(e) => refused.push(DeadLetter {
+                        seq,
+                        kind: "learner",
+                        field: None,
+                        reason: format!("the learner refused the event: {e}"),
+                        origin: format!("event {seq}"),
+                        raw: String::new(),
+                    }),
+                }
+            },
+        )?;
+        if let Some(e) = sink_error {
+            return Err(e);
+        }
+        self.counters.learned += learned;
+        self.metrics.events_learned.inc_by(learned);
+        for dead in &refused {
+            self.dead_letter(dead)?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
+        self.counters.dead_lettered += 1;
+        self.metrics
+            .dead_lettered
+            .get_or_create(&ReasonLabels {
+                reason: dead.kind.to_owned(),
+            })
+            .inc();
+        if let Some(sink) = self.dead_letters.as_mut() {
+            sink.write_json(dead, &mut self.line)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        let Some(policy) = &self.checkpoints else {
+            return Ok(());
+        };
+        let (at, events) = self.last_checkpoint;
+        let by_events = policy
+            .every_events
+            .is_some_and(|n| self.counters.events - events >= n);
+        let by_time = policy.every.is_some_and(|d| at.elapsed() >= d);
+        if by_events || by_time {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the sinks durable, then writes a checkpoint that points at their lengths.
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        let Some(policy) = &self.checkpoints else {
+            return Ok(());
+        };
+        let predictions_len = self
+            .predictions
+            .as_mut()
+            .map(LineSink::commit)
+            .transpose()?;
+        let dead_letters_len = self
+            .dead_letters
+            .as_mut()
+            .map(LineSink::commit)
+            .transpose()?;
+        let checkpoint = Checkpoint {
+            fingerprint: self.fingerprint,
+            created_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            position: self.position.clone(),
+            predictions_len,
+            dead_letters_len,
+            counters: self.counters,
+            model: self.model.clone(),
+        };
+        let path = policy.store.write(&checkpoint)?;
+        tracing::debug!(path = %path.display(), events = self.counters.events, "checkpoint written");
+        self.last_checkpoint = (Instant::now(), self.counters.events);
+        self.checkpoints_written += 1;
+        self.last_checkpoint_path = Some(path);
+        self.metrics.checkpoints.inc();
+        Ok(())
+    }
+
+    fn maybe_publish(&mut self) {
+        if self.handle.is_some() && self.last_publish.elapsed() >= self.publish_every {
+            self.publish();
+        }
+    }
+
+    pub(crate) fn publish(&mut self) {
+        if let Some(handle) = &self.handle {
+            let snapshot = self.model.snapshot(Arc::clone(&self.spec));
+            self.metrics.set_model_metrics("stream", &snapshot.metrics);
+            self.metrics
+                .set_model_metrics("window", &snapshot.window_metrics);
+            handle.publish(snapshot);
+            self.last_publish = Instant::now();
+        }
+    }
+
+    fn maybe_report(&mut self) {
+        if self.last_progress.0.elapsed() >= self.progress_every {
+            self.report();
+        }
+    }
+
+    pub(crate) fn report(&mut self) {
+        let (at, events) = self.last_progress;
+        let secs = at.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (self.counters.events - events) as f64 / secs
+        } else {
+            0.0
+        };
+        self.metrics.throughput.set(rate);
+        let values = self.model.metrics.values();
+        let window = self.model.metrics.window_values();
+        self.metrics.set_model_metrics("stream", &values);
+        self.metrics.set_model_metrics("window", &window);
+        if let Some(progress) = self.progress.as_mut() {
+            let primary = self.model.metrics.primary();
+            let window_primary = window
+                .iter()
+                .find(|(n, _)| *n == primary.0)
+                .copied()
+                .unwrap_or(primary);
+            progress(&Progress {
+                counters: self.counters,
+                elapsed: self.started.elapsed(),
+                rate,
+                metric: primary,
+                window_metric: window_primary,
+            });
+        }
+        self.last_progress = (Instant::now(), self.counters.events);
+    }
+
+    pub(crate) fn metric_values(&self) -> (MetricValues, MetricValues) {
+        (
+            self.model.metrics.values(),
+            self.model.metrics.window_values(),
+        )
+    }
+}

@@ -1,0 +1,386 @@
+//! Command-line interface: the commands and their flags, and how each maps onto the runtime.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use eddy_runtime::config::ModelKind;
+use eddy_runtime::quick::{quick_config, QuickOptions};
+use eddy_runtime::source::FileFormat;
+use eddy_runtime::{presets, Progress, RunOptions, ServingFn, StopHandle, Summary, ValidConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Online machine learning on streams: source to served model in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline file, or a quick pipeline built from --input/--target/--model.
+    Run(Box<RunArgs>),
+    /// Check a pipeline file without running it.
+    Validate { file: PathBuf },
+    /// Run the built-in demo: a generated stream, a live logistic model served over HTTP.
+    Demo(DemoArgs),
+    /// Measure end-to-end throughput: JSON Lines, 10 numeric features, scaler → logistic, checkpoints on.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Logistic,
+    Linear,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The pipeline file (TOML). Omit it to use quick mode with --input.
+    pipeline: Option<PathBuf>,
+    /// Quick mode: input file, directory or glob (JSON Lines or CSV, optionally gzip).
+    #[arg(long)]
+    input: Option<String>,
+    /// Quick mode: the field to predict.
+    #[arg(long)]
+    target: Option<String>,
+    /// Quick mode: the learner.
+    #[arg(long, value_enum, default_value = "logistic")]
+    model: ModelArg,
+    /// Quick mode: input format when the file name does not tell.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Quick mode: a string field copied into predictions as their key (never a feature).
+    #[arg(long)]
+    key: Option<String>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long)]
+    l2: Option<f64>,
+    #[arg(long, default_value_t = 4096)]
+    batch_size: usize,
+    /// Quick mode: serve the live model on this address (loopback by default when given).
+    #[arg(long)]
+    serve: Option<SocketAddr>,
+    /// Quick mode: write predictions here (JSON Lines).
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Quick mode: write dead letters here (JSON Lines).
+    #[arg(long)]
+    dead_letters: Option<PathBuf>,
+    /// Checkpoint into DIR, and resume from it when it holds a checkpoint already.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Stop after N records in this run.
+    #[arg(long)]
+    max_events: Option<u64>,
+    /// Write the run summary as JSON to this file.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Print the equivalent pipeline file and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Progress line interval.
+    #[arg(long, default_value_t = 1000)]
+    progress_ms: u64,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    address: SocketAddr,
+    /// Where checkpoints and dead letters go.
+    #[arg(long, default_value = "eddy-data/demo")]
+    dir: PathBuf,
+    /// Generated events per second.
+    #[arg(long, default_value_t = 20_000.0)]
+    rate: f64,
+    /// Stop after this many events (runs until Ctrl-C when absent).
+    #[arg(long)]
+    events: Option<u64>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Where the generated input and checkpoints go.
+    #[arg(long, default_value = "target/eddy-bench")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 4096)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { file } => {
+            let valid = eddy_runtime::load(&file)?;
+            println!(
+                "{}: ok ({} feature operator(s), {} model on {:?})",
+                file.display(),
+                valid.config.features.len(),
+                valid.spec.name,
+                valid.spec.target
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run(*args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Bench(args) => bench(args).await,
+    }
+}
+
+fn check(config: eddy_runtime::PipelineConfig, origin: &str) -> anyhow::Result<ValidConfig> {
+    config
+        .check()
+        .map_err(|problems| anyhow::anyhow!("{origin}: {}", problems.join("\n  ")))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match (&args.pipeline, &args.input) {
+        (Some(_), Some(_)) => bail!("give either a pipeline file or --input, not both"),
+        (None, None) => bail!("give a pipeline file, or --input with --target for quick mode"),
+        (Some(file), None) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            eddy_runtime::config::parse(&text, &file.display().to_string())?
+        }
+        (None, Some(input)) => {
+            let Some(target) = &args.target else {
+                bail!("quick mode needs --target FIELD")
+            };
+            quick_config(&QuickOptions {
+                input: input.clone(),
+                target: target.clone(),
+                model: match args.model {
+                    ModelArg::Logistic => ModelKind::Logistic,
+                    ModelArg::Linear => ModelKind::Linear,
+                },
+                format: args.format.map(|f| match f {
+                    FormatArg::Jsonl => FileFormat::Jsonl,
+                    FormatArg::Csv => FileFormat::Csv,
+                }),
+                key_field: args.key.clone(),
+                checkpoint_dir: args.checkpoint_dir.clone(),
+                serve: args.serve,
+                predictions: args.predictions.clone(),
+                dead_letters: args.dead_letters.clone(),
+                batch_size: args.batch_size,
+                learning_rate: args.learning_rate,
+                l2: args.l2,
+            })?
+        }
+    };
+    if let (Some(dir), Some(checkpoint)) = (&args.checkpoint_dir, config.checkpoint.as_mut()) {
+        checkpoint.dir = dir.clone();
+    }
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let origin = args
+        .pipeline
+        .as_ref()
+        .map_or("quick pipeline".to_owned(), |p| p.display().to_string());
+    let valid = check(config, &origin)?;
+    let summary = execute_run(valid, args.max_events, !args.quiet, args.progress_ms, None).await?;
+    finish(&summary, args.summary_json.as_deref())
+}
+
+/// Runs with Ctrl-C/SIGTERM wired to a clean stop, progress on stderr.
+async fn execute_run(
+    valid: ValidConfig,
+    max_events: Option<u64>,
+    progress: bool,
+    progress_ms: u64,
+    on_serving: Option<ServingFn>,
+) -> anyhow::Result<Summary> {
+    let stop = StopHandle::default();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("eddy: stopping after a final checkpoint (Ctrl-C again to abort)");
+        on_signal.stop();
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+    let options = RunOptions {
+        max_events,
+        progress_every: Duration::from_millis(progress_ms.max(1)),
+        on_progress: progress.then(|| Box::new(print_progress) as Box<dyn FnMut(&Progress) + Send>),
+        on_serving: Some(on_serving.unwrap_or_else(|| {
+            Box::new(|addr, name| {
+                eprintln!("eddy: serving model {name:?} on http://{addr}/v1/models/{name}")
+            })
+        })),
+        stop,
+    };
+    Ok(eddy_runtime::run(valid, options).await?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn human(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+fn print_progress(p: &Progress) {
+    eprintln!(
+        "eddy: {} events ({}/s) learned {} dead-lettered {} | {} {:.4} (recent {:.4}) | {:.0}s",
+        p.counters.events,
+        human(p.rate),
+        p.counters.learned,
+        p.counters.dead_lettered,
+        p.metric.0,
+        p.metric.1,
+        p.window_metric.1,
+        p.elapsed.as_secs_f64()
+    );
+}
+
+fn finish(summary: &Summary, summary_json: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let metrics: Vec<String> = summary
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    eprintln!(
+        "eddy: done. {} events read, {} learned, {} dead-lettered in {:.2}s ({} events/s); {}",
+        summary.events,
+        summary.learned,
+        summary.dead_lettered,
+        summary.seconds,
+        human(summary.events_per_sec),
+        metrics.join(", ")
+    );
+    if let Some(path) = summary_json {
+        let json = serde_json::to_string_pretty(summary)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let config = presets::demo(&args.dir, args.address, args.rate, args.events);
+    let valid = check(config, "demo pipeline")?;
+    let on_serving = Box::new(|addr: SocketAddr, name: &str| {
+        let instance = (0..presets::FEATURES)
+            .map(|j| format!("\"x{j}\":{:.1}", (j as f64 - 4.5) / 3.0))
+            .chain(std::iter::once("\"cat\":\"c3\"".to_owned()))
+            .collect::<Vec<_>>()
+            .join(",");
+        eprintln!("eddy: serving model {name:?} on http://{addr}/v1/models/{name}");
+        eprintln!(
+            "eddy: the demo model learns from a generated stream; ask it for a prediction with:"
+        );
+        eprintln!(
+            "  curl -s http://{addr}/v1/models/{name}/predict -H 'content-type: application/json' \
+             -d '{{\"instances\":[{{{instance}}}]}}'"
+        );
+        eprintln!("eddy: metadata at http://{addr}/v1/models/{name}, metrics at http://{addr}/metrics; Ctrl-C stops");
+    }) as ServingFn;
+    let summary = execute_run(valid, None, true, 2000, Some(on_serving)).await?;
+    finish(&summary, None)
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let input = args.dir.join(format!("logistic-10f-{}.jsonl", args.events));
+    if !input.exists() {
+        eprintln!(
+            "eddy bench: writing {} events to {}",
+            args.events,
+            input.display()
+        );
+        let tmp = input.with_extension("tmp");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        presets::bench_stream().write_jsonl(args.events, &mut out)?;
+        out.flush()?;
+        drop(out);
+        std::fs::rename(&tmp, &input)?;
+    }
+    let bytes = std::fs::metadata(&input)?.len();
+    let mut rates = Vec::new();
+    let mut last = None;
+    for run in 0..args.runs.max(1) {
+        let checkpoints = args.dir.join(format!("checkpoints-{run}"));
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        let valid = check(
+            presets::bench(&input, &checkpoints, args.batch_size),
+            "bench pipeline",
+        )?;
+        let summary = eddy_runtime::run(valid, RunOptions::default()).await?;
+        eprintln!(
+            "eddy bench: run {} {:.0} events/s ({} events, {:.3}s, {} checkpoints)",
+            run + 1,
+            summary.events_per_sec,
+            summary.events,
+            summary.seconds,
+            summary.checkpoints_written
+        );
+        rates.push(summary.events_per_sec);
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        last = Some(summary);
+    }
+    rates.sort_by(f64::total_cmp);
+    let summary = last.expect("at least one run");
+    let report = serde_json::json!({
+        "benchmark": "jsonl_10f_scaler_logistic_checkpointed",
+        "events": summary.events,
+        "input_bytes": bytes,
+        "batch_size": args.batch_size,
+        "runs": rates.len(),
+        "events_per_sec_best": rates.last(),
+        "events_per_sec_median": rates[rates.len() / 2],
+        "mb_per_sec_median": rates[rates.len() / 2] * bytes as f64 / summary.events as f64 / 1e6,
+        "metrics": summary.metrics,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
