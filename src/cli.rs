@@ -34,6 +34,68 @@ enum Command {
     Demo(DemoArgs),
     /// Measure end-to-end throughput: JSON Lines, 10 numeric features, scaler → logistic, checkpoints on.
     Bench(BenchArgs),
+    /// Serve the current version of every model in a registry, without training.
+    Serve(ServeArgs),
+    /// Model artifacts and the registry: export, list, inspect, promote, rollback.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long)]
+    registry: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    address: SocketAddr,
+    /// Bearer token for promote/rollback (else EDDY_ADMIN_TOKEN; with neither they are closed).
+    #[arg(long)]
+    admin_token: Option<String>,
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Pack a pipeline's newest checkpoint as a new version in the registry.
+    Export {
+        pipeline: PathBuf,
+        #[arg(long)]
+        registry: PathBuf,
+        /// Make it the current version.
+        #[arg(long)]
+        promote: bool,
+    },
+    /// The models in a registry, their versions and the current one.
+    List {
+        #[arg(long)]
+        registry: PathBuf,
+    },
+    /// An artifact's metadata (a file, or a registry version; the current one by default).
+    Inspect {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Make a version current.
+    Promote {
+        #[arg(long)]
+        registry: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: u64,
+    },
+    /// Make the previously current version current again.
+    Rollback {
+        #[arg(long)]
+        registry: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,6 +208,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run(*args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Model(command) => model(command),
     }
 }
 
@@ -382,5 +446,87 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "metrics": summary.metrics,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let env = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+    let options = eddy_models::server::ServerOptions {
+        addr: args.address,
+        max_body_bytes: args.max_body_bytes,
+        admin_token: args.admin_token.or_else(|| env("EDDY_ADMIN_TOKEN")),
+        predict_token: env("EDDY_PREDICT_TOKEN"),
+        ..eddy_models::server::ServerOptions::default()
+    };
+    let stop = StopHandle::default();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        on_signal.stop();
+    });
+    let on_serving: ServingFn = Box::new(|addr, names| {
+        eprintln!("eddy: serving model {names:?} on http://{addr}/v1/models")
+    });
+    eddy_runtime::serve::serve_registry(&args.registry, &options, stop, Some(on_serving)).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model(command: ModelCommand) -> anyhow::Result<ExitCode> {
+    use eddy_models::{Artifact, Registry};
+    match command {
+        ModelCommand::Export {
+            pipeline,
+            registry,
+            promote,
+        } => {
+            let valid = eddy_runtime::load(&pipeline)?;
+            let (name, version) =
+                eddy_runtime::export::export_checkpoint(&valid, &registry, promote)?;
+            println!(
+                "exported {name} version {version} to {}",
+                registry.display()
+            );
+        }
+        ModelCommand::List { registry } => {
+            let list = Registry::open(&registry)?.list()?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ModelCommand::Inspect {
+            file,
+            registry,
+            name,
+            version,
+        } => {
+            let artifact = match (file, registry, name) {
+                (Some(file), None, None) => Artifact::read(&file)?,
+                (None, Some(registry), Some(name)) => {
+                    let registry = Registry::open(&registry)?;
+                    let version = match version {
+                        Some(v) => v,
+                        None => registry
+                            .current(&name)?
+                            .context("the model has no current version")?,
+                    };
+                    registry.load(&name, version)?
+                }
+                _ => bail!(
+                    "give an artifact file, or --registry with --name (and optionally --version)"
+                ),
+            };
+            println!("{}", serde_json::to_string_pretty(&artifact.meta)?);
+        }
+        ModelCommand::Promote {
+            registry,
+            name,
+            version,
+        } => {
+            Registry::open(&registry)?.promote(&name, version)?;
+            println!("{name}: version {version} is current");
+        }
+        ModelCommand::Rollback { registry, name } => {
+            let version = Registry::open(&registry)?.rollback(&name)?;
+            println!("{name}: rolled back to version {version}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -235,3 +235,117 @@ fn the_demo_prints_a_curl_line_that_works() -> anyhow::Result<()> {
     assert!(common::checkpoint_count(&dir.path().join("checkpoints")) > 0);
     Ok(())
 }
+
+fn limited_pipeline(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let file = dir.join("limited.toml");
+    std::fs::write(
+        &file,
+        r#"
+[source]
+type = "generator"
+kind = "logistic"
+features = 4
+rate_per_sec = 2000.0
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1", "x2", "x3"]
+
+[model]
+type = "logistic"
+target = "y"
+
+[serve]
+address = "127.0.0.1:0"
+max_in_flight = 1
+request_timeout_ms = 400
+admin_token = "adm1n"
+predict_token = "pr3d"
+"#,
+    )?;
+    Ok(file)
+}
+
+fn post_with(client: &Client, path: &str, body: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    let mut r = client
+        .agent
+        .post(&format!("{}{path}", client.base))
+        .header("content-type", "application/json")
+        .header("authorization", &format!("Bearer {token}"))
+        .send(body)?;
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string()?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+#[test]
+fn learn_endpoint_tokens_in_flight_bound_and_timeout() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir()?;
+    let file = limited_pipeline(dir.path())?;
+    let mut running = Running::spawn(eddy().args(["run", "--quiet"]).arg(&file))?;
+    let client = Client::new(running.wait_for_server()?);
+    let x = json!({"x0": 0.1, "x1": 0.2, "x2": 0.3, "x3": 0.4});
+
+    // Tokens: predict needs the predict token, learn the admin token.
+    let predict = json!({"instances": [x]}).to_string();
+    assert_eq!(client.post("/v1/models/default/predict", &predict)?.0, 401);
+    let (status, body) = post_with(&client, "/v1/models/default/predict", &predict, "pr3d")?;
+    assert_eq!(status, 200, "{body}");
+    let mut labelled = x.clone();
+    labelled["y"] = json!(1);
+    let learn = json!({"instances": [labelled.clone(), labelled]}).to_string();
+    assert_eq!(
+        post_with(&client, "/v1/models/default/learn", &learn, "pr3d")?.0,
+        401
+    );
+    let (status, body) = post_with(&client, "/v1/models/default/learn", &learn, "adm1n")?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["learned"], 2);
+    assert_eq!(body["predictions"].as_array().map(Vec::len), Some(2));
+    let unlabelled = json!({"instances": [x]}).to_string();
+    let (status, body) = post_with(&client, "/v1/models/default/learn", &unlabelled, "adm1n")?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "instances[0].y");
+
+    // One slow request (its body never completes) holds the only in-flight slot...
+    let addr = client.base.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr)?;
+    write!(
+        slow,
+        "POST /v1/models/default/predict HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer pr3d\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{{\"instances\""
+    )?;
+    slow.flush()?;
+    std::thread::sleep(Duration::from_millis(100));
+    // ...so another gets 503 with Retry-After,
+    let mut r = client
+        .agent
+        .get(&format!("{}/healthz", client.base))
+        .call()?;
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "{}",
+        r.body_mut().read_to_string()?
+    );
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    // ...and the slow one is cut off at the timeout with 503.
+    slow.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut answer = vec![0u8; 512];
+    let n = slow.read(&mut answer)?;
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.contains("400 ms"), "{head}");
+    // After it, requests flow again.
+    assert_eq!(client.get("/healthz")?.0, 200);
+
+    running.signal(libc::SIGTERM);
+    assert!(running.wait(Duration::from_secs(30))?.success());
+    Ok(())
+}

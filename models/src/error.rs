@@ -19,6 +19,16 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    #[error("model artifact: {0}")]
+    Artifact(String),
+    #[error("model registry: {0}")]
+    Registry(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
 }

@@ -23,9 +23,13 @@
 //! assert_eq!(answer.len(), 1);
 //! ```
 
+pub mod artifact;
 mod error;
 mod model;
+pub mod registry;
 pub mod server;
 
+pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use error::{ModelError, Result};
 pub use model::{InstanceError, ModelHandle, ModelSpec, ServingSnapshot, TrainedModel};
+pub use registry::Registry;

@@ -173,11 +173,17 @@ impl TrainedModel {
         Ok(())
     }
 
-    /// An immutable copy for serving.
+    /// An immutable copy for serving; its version is the number of events learned.
     pub fn snapshot(&self, spec: Arc<ModelSpec>) -> ServingSnapshot {
+        self.snapshot_as(spec, self.events_learned)
+    }
+
+    /// An immutable copy for serving under an explicit version (a registry version).
+    pub fn snapshot_as(&self, spec: Arc<ModelSpec>, version: u64) -> ServingSnapshot {
         ServingSnapshot {
             spec,
-            version: self.events_learned,
+            version,
+            events_learned: self.events_learned,
             features: self.features.clone(),
             learner: self.learner.clone(),
             metrics: self.metrics.values(),
@@ -216,8 +222,10 @@ impl std::error::Error for InstanceError {}
 #[derive(Clone, Debug)]
 pub struct ServingSnapshot {
     pub spec: Arc<ModelSpec>,
-    /// The number of events the model had learned when this copy was taken.
+    /// The version answers carry: events learned for a live model, the registry version for a
+    /// model served from a registry.
     pub version: u64,
+    pub events_learned: u64,
     pub features: FeatureSet,
     pub learner: LinearModel,
     pub metrics: MetricValues,

@@ -29,6 +29,8 @@ pub struct PipelineConfig {
     pub serve: ServeConfig,
     #[serde(default)]
     pub sinks: SinksConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<crate::export::ExportConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +230,44 @@ pub struct ServeConfig {
     /// How often training publishes fresh parameters to the server.
     #[serde(default = "default_publish")]
     pub publish_interval_ms: u64,
+    /// Requests answered at once; more get 503 with Retry-After.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// Bearer token for learn/promote/rollback; else the EDDY_ADMIN_TOKEN environment variable;
+    /// with neither, those routes are closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Bearer token required on predict/infer; else EDDY_PREDICT_TOKEN; with neither, open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predict_token: Option<String>,
+}
+
+impl ServeConfig {
+    /// The server options, tokens resolved from the environment where the file names none.
+    pub fn server_options(&self) -> eddy_models::server::ServerOptions {
+        let env = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+        eddy_models::server::ServerOptions {
+            addr: self.address,
+            max_body_bytes: self.max_body_bytes,
+            max_instances: self.max_instances,
+            max_in_flight: self.max_in_flight,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+            admin_token: self.admin_token.clone().or_else(|| env("EDDY_ADMIN_TOKEN")),
+            predict_token: self
+                .predict_token
+                .clone()
+                .or_else(|| env("EDDY_PREDICT_TOKEN")),
+        }
+    }
+}
+
+fn default_in_flight() -> usize {
+    1024
+}
+fn default_timeout() -> u64 {
+    10_000
 }
 
 impl Default for ServeConfig {
@@ -238,6 +278,10 @@ impl Default for ServeConfig {
             max_body_bytes: default_body(),
             max_instances: default_instances(),
             publish_interval_ms: default_publish(),
+            max_in_flight: default_in_flight(),
+            request_timeout_ms: default_timeout(),
+            admin_token: None,
+            predict_token: None,
         }
     }
 }
@@ -294,6 +338,27 @@ impl PipelineConfig {
         }
         if self.serve.max_instances == 0 {
             problems.push("serve.max_instances: must be >= 1, got 0".into());
+        }
+        if let Some(e) = &self.export {
+            if e.registry.as_os_str().is_empty() {
+                problems.push("export.registry: empty".into());
+            }
+            if e.interval_events == Some(0) {
+                problems.push("export.interval_events: must be >= 1, got 0".into());
+            }
+            if let Some(s) = e.interval_seconds {
+                if !(s.is_finite() && s > 0.0) {
+                    problems.push(format!(
+                        "export.interval_seconds: must be finite and > 0, got {s}"
+                    ));
+                }
+            }
+        }
+        if self.serve.max_in_flight == 0 {
+            problems.push("serve.max_in_flight: must be >= 1, got 0".into());
+        }
+        if self.serve.request_timeout_ms == 0 {
+            problems.push("serve.request_timeout_ms: must be >= 1, got 0".into());
         }
         if self.serve.publish_interval_ms == 0 {
             problems.push("serve.publish_interval_ms: must be >= 1, got 0".into());

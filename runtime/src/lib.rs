@@ -14,10 +14,12 @@
 pub mod checkpoint;
 pub mod config;
 mod error;
+pub mod export;
 pub mod metrics;
 pub mod pipeline;
 pub mod presets;
 pub mod quick;
+pub mod serve;
 pub mod sink;
 pub mod source;
 mod trainer;

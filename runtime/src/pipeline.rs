@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_features::FeatureBatch;
-use eddy_models::server::{BoundServer, ServerOptions};
+use eddy_models::server::{BoundServer, LearnRequest, Served};
 use eddy_models::{ModelHandle, TrainedModel};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -24,8 +24,8 @@ use crate::config::ValidConfig;
 use crate::error::{Result, RuntimeError};
 use crate::metrics::PipelineMetrics;
 use crate::sink::SinkConfig;
-use crate::source::{BuildContext, Chunk};
-use crate::trainer::{CheckpointPolicy, ProgressFn, Trainer};
+use crate::source::BuildContext;
+use crate::trainer::{CheckpointPolicy, Message, ProgressFn, Trainer};
 
 /// Chunks in flight between the source and the trainer.
 const CHANNEL_CHUNKS: usize = 4;
@@ -48,7 +48,7 @@ impl StopHandle {
         self.flag.load(Ordering::SeqCst)
     }
 
-    async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         let notified = self.notify.notified();
         if !self.is_stopped() {
             notified.await;
@@ -177,6 +177,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     metrics.events_learned.inc_by(counters.learned);
 
     let mut options = options;
+    let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
     let handle = config
         .serve
         .enabled
@@ -184,12 +185,23 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let server_stop = StopHandle::default();
     let server_task = match &handle {
         Some(handle) => {
-            let server_options = ServerOptions {
-                addr: config.serve.address,
-                max_body_bytes: config.serve.max_body_bytes,
-                max_instances: config.serve.max_instances,
+            // HTTP-fed events join the ordered stream through the trainer's own channel.
+            let (learn_tx, mut learn_rx) = mpsc::channel::<LearnRequest>(64);
+            let forward = tx.clone();
+            tokio::spawn(async move {
+                while let Some(request) = learn_rx.recv().await {
+                    if forward.send(Message::Learn(request)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let served = Served {
+                models: vec![handle.clone()],
+                learn: [(spec.name.clone(), learn_tx)].into_iter().collect(),
+                registry: None,
             };
-            let server = BoundServer::bind(&server_options, vec![handle.clone()], registry).await?;
+            let server =
+                BoundServer::bind(&config.serve.server_options(), served, registry).await?;
             let addr = server.local_addr()?;
             tracing::info!(%addr, model = %spec.name, "serving the live model");
             if let Some(on_serving) = options.on_serving.take() {
@@ -218,6 +230,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         }
         _ => None,
     };
+    let export = match &config.export {
+        Some(e) => Some(crate::trainer::ExportPolicy {
+            registry: eddy_models::Registry::open(&e.registry)?,
+            model_config: config.model.clone(),
+            every_events: e.interval_events,
+            every: e.interval_seconds.map(Duration::from_secs_f64),
+            promote: e.promote,
+            last: (now, counters.events),
+        }),
+        None => None,
+    };
     let mut trainer = Trainer {
         spec: Arc::clone(&spec),
         fingerprint: valid.fingerprint,
@@ -227,6 +250,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         predictions,
         dead_letters,
         checkpoints,
+        export,
         metrics,
         handle,
         publish_every: Duration::from_millis(config.serve.publish_interval_ms),
@@ -242,50 +266,50 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         last_checkpoint_path: None,
     };
 
-    let (tx, mut rx) = mpsc::channel::<Result<Chunk>>(CHANNEL_CHUNKS);
     let batch_size = config.source.batch_size();
     let stop = options.stop.clone();
     let max_events = options.max_events;
     let reader = tokio::task::spawn_blocking(move || {
         let mut read = 0u64;
         loop {
-            if stop.is_stopped() {
-                return;
-            }
             let want = max_events.map_or(batch_size as u64, |m| (batch_size as u64).min(m - read));
-            if want == 0 {
-                return;
+            if stop.is_stopped() || want == 0 {
+                break;
             }
             let chunk = match source.next_chunk(want as usize) {
                 Ok(Some(chunk)) => chunk,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
+                    let _ = tx.blocking_send(Message::Chunk(Err(e)));
+                    break;
                 }
             };
             read += (chunk.seqs.len() + chunk.dead.len()) as u64;
-            if tx.blocking_send(Ok(chunk)).is_err() {
+            if tx.blocking_send(Message::Chunk(Ok(chunk))).is_err() {
                 return;
             }
         }
+        // The server holds a sender too, so the end of the source is a message, not a close.
+        let _ = tx.blocking_send(Message::End);
     });
 
     let stop = options.stop.clone();
     let trained = tokio::task::spawn_blocking(move || {
         let mut failure = None;
         while let Some(message) = rx.blocking_recv() {
-            match message.and_then(|chunk| trainer.process(chunk)) {
-                Ok(()) => {}
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+            let outcome = match message {
+                Message::Chunk(chunk) => chunk.and_then(|chunk| trainer.process(chunk)),
+                Message::Learn(request) => trainer.learn_request(request),
+                Message::End => break,
+            };
+            if let Err(e) = outcome {
+                failure = Some(e);
+                break;
             }
         }
         drop(rx);
         // What was processed is consistent whatever stopped us: checkpoint it.
-        let finished = trainer.checkpoint();
+        let finished = trainer.checkpoint().and_then(|()| trainer.export());
         trainer.publish();
         trainer.report();
         match (failure, finished) {

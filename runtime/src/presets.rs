@@ -52,6 +52,7 @@ pub fn demo(
             address,
             ..ServeConfig::default()
         },
+        export: None,
         sinks: SinksConfig {
             predictions: None,
             dead_letters: Some(SinkConfig::File {
@@ -85,6 +86,7 @@ pub fn bench(input: &Path, checkpoint_dir: &Path, batch_size: usize) -> Pipeline
             ..ServeConfig::default()
         },
         sinks: SinksConfig::default(),
+        export: None,
     }
 }
 

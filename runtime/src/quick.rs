@@ -130,6 +130,7 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
                 ..ServeConfig::default()
             },
         },
+        export: None,
         sinks: SinksConfig {
             predictions: options
                 .predictions

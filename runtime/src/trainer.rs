@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arrow_array::{Array, StringArray};
 use eddy_features::FeatureBatch;
 use eddy_ml::MetricValues;
-use eddy_models::{ModelHandle, ModelSpec, TrainedModel};
+use eddy_models::server::{LearnReply, LearnRequest};
+use eddy_models::{InstanceError, ModelHandle, ModelSpec, TrainedModel};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
@@ -29,6 +30,16 @@ pub struct Progress {
 
 pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
 
+/// What reaches the trainer, in order.
+pub(crate) enum Message {
+    /// The next chunk of the source (or why it could not be read).
+    Chunk(Result<Chunk>),
+    /// Labelled events sent over HTTP (`POST /v1/models/{name}/learn`).
+    Learn(LearnRequest),
+    /// The source has ended.
+    End,
+}
+
 #[derive(Serialize)]
 struct PredictionLine<'a> {
     position: u64,
@@ -36,6 +47,16 @@ struct PredictionLine<'a> {
     key: Option<&'a str>,
     prediction: f64,
     model_version: u64,
+}
+
+/// When to export a model version.
+pub(crate) struct ExportPolicy {
+    pub(crate) registry: eddy_models::Registry,
+    pub(crate) model_config: crate::config::ModelConfig,
+    pub(crate) every_events: Option<u64>,
+    pub(crate) every: Option<Duration>,
+    pub(crate) promote: bool,
+    pub(crate) last: (Instant, u64),
 }
 
 /// When to checkpoint.
@@ -54,6 +75,7 @@ pub(crate) struct Trainer {
     pub(crate) predictions: Option<LineSink>,
     pub(crate) dead_letters: Option<LineSink>,
     pub(crate) checkpoints: Option<CheckpointPolicy>,
+    pub(crate) export: Option<ExportPolicy>,
     pub(crate) metrics: PipelineMetrics,
     pub(crate) handle: Option<ModelHandle>,
     pub(crate) publish_every: Duration,
@@ -87,8 +109,41 @@ impl Trainer {
             .model_version
             .set(self.model.events_learned as i64);
         self.maybe_checkpoint()?;
+        self.maybe_export()?;
         self.maybe_publish();
         self.maybe_report();
+        Ok(())
+    }
+
+    fn maybe_export(&mut self) -> Result<()> {
+        let Some(policy) = &self.export else {
+            return Ok(());
+        };
+        let (at, events) = policy.last;
+        let by_events = policy
+            .every_events
+            .is_some_and(|n| self.counters.events - events >= n);
+        let by_time = policy.every.is_some_and(|d| at.elapsed() >= d);
+        if by_events || by_time {
+            self.export()?;
+        }
+        Ok(())
+    }
+
+    /// Registers the current model as a new version.
+    pub(crate) fn export(&mut self) -> Result<()> {
+        let Some(policy) = self.export.as_mut() else {
+            return Ok(());
+        };
+        let mut artifact = crate::export::artifact(
+            &self.spec,
+            &policy.model_config,
+            &self.model,
+            &self.position,
+        );
+        let version = crate::export::register(&policy.registry, &mut artifact, policy.promote)?;
+        tracing::info!(model = %self.spec.name, version, events = self.counters.events, "exported a model version");
+        policy.last = (Instant::now(), self.counters.events);
         Ok(())
     }
 
@@ -150,6 +205,42 @@ impl Trainer {
         for dead in &refused {
             self.dead_letter(dead)?;
         }
+        Ok(())
+    }
+
+    /// Learns events sent over HTTP: all of them or, if one does not decode, none. They change
+    /// the model (and so the next checkpoint) but not the source position.
+    pub(crate) fn learn_request(&mut self, request: LearnRequest) -> Result<()> {
+        let mut builder = self.spec.batch_builder();
+        for (index, record) in request.records.iter().enumerate() {
+            if let Err(error) = builder.push_json(record) {
+                let _ = request.reply.send(Err(InstanceError { index, error }));
+                return Ok(());
+            }
+        }
+        let batch = builder.finish();
+        let mut predictions = Vec::with_capacity(batch.num_rows());
+        let mut refused = None;
+        self.model.learn_batch(
+            &self.spec,
+            &batch,
+            &mut self.scratch,
+            |_, outcome| match outcome {
+                Ok((p, _)) => predictions.push(p),
+                Err(e) => refused = Some(e),
+            },
+        )?;
+        if let Some(e) = refused {
+            tracing::warn!(error = %e, "the learner refused an event sent over HTTP");
+        }
+        self.counters.learned += predictions.len() as u64;
+        self.metrics.events_learned.inc_by(predictions.len() as u64);
+        let reply = LearnReply {
+            predictions,
+            model_version: self.model.events_learned,
+        };
+        let _ = request.reply.send(Ok(reply));
+        self.maybe_publish();
         Ok(())
     }
 

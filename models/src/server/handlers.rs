@@ -16,7 +16,11 @@ use serde_json::{json, Map, Value};
 use super::AppState;
 use crate::model::ServingSnapshot;
 
-fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+pub(crate) fn error(
+    status: StatusCode,
+    field: Option<&str>,
+    message: impl Into<String>,
+) -> Response {
     let body = match field {
         Some(field) => json!({ "error": message.into(), "field": field }),
         None => json!({ "error": message.into() }),
@@ -24,7 +28,7 @@ fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) ->
     (status, Json(body)).into_response()
 }
 
-fn unknown_model(name: &str) -> Response {
+pub(crate) fn unknown_model(name: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         None,
@@ -45,8 +49,24 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Version and age are read at scrape time, so they are exact whenever Prometheus looks.
+    for (name, handle) in &state.models {
+        let snapshot = handle.load();
+        let labels = super::metrics::ModelLabels {
+            model: name.clone(),
+        };
+        state
+            .http
+            .served_version
+            .get_or_create(&labels)
+            .set(snapshot.version as i64);
+        let age = SystemTime::now()
+            .duration_since(snapshot.published_at)
+            .map_or(0.0, |d| d.as_secs_f64());
+        state.http.served_age.get_or_create(&labels).set(age);
+    }
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics) {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
@@ -74,7 +94,7 @@ fn summary(snapshot: &ServingSnapshot) -> Value {
     json!({
         "name": snapshot.spec.name,
         "version": snapshot.version,
-        "events_learned": snapshot.version,
+        "events_learned": snapshot.events_learned,
     })
 }
 
@@ -97,7 +117,7 @@ pub(crate) async fn model_metadata(
     Json(json!({
         "name": s.spec.name,
         "version": s.version,
-        "events_learned": s.version,
+        "events_learned": s.events_learned,
         "task": s.spec.task,
         "target": s.spec.target,
         "key_field": s.spec.key_field,

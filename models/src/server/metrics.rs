@@ -18,6 +18,13 @@ use super::AppState;
 pub const HTTP_REQUESTS: &str = "eddy_http_requests";
 pub const HTTP_LATENCY: &str = "eddy_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "eddy_http_requests_in_flight";
+pub const SERVED_VERSION: &str = "eddy_served_model_version";
+pub const SERVED_AGE: &str = "eddy_served_model_age_seconds";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ModelLabels {
+    pub(crate) model: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -37,6 +44,8 @@ pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<PathLabels, Histogram>,
     in_flight: Gauge,
+    pub(crate) served_version: Family<ModelLabels, Gauge>,
+    pub(crate) served_age: Family<ModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl HttpMetrics {
@@ -46,6 +55,18 @@ impl HttpMetrics {
         let latency: Family<PathLabels, Histogram> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(2e-5, 2.0, 18)));
         let in_flight = Gauge::default();
+        let served_version = Family::<ModelLabels, Gauge>::default();
+        let served_age = Family::<ModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            SERVED_VERSION,
+            "Version of the snapshot each model answers from",
+            served_version.clone(),
+        );
+        registry.register(
+            SERVED_AGE,
+            "Seconds since that snapshot was taken",
+            served_age.clone(),
+        );
         registry.register(
             HTTP_REQUESTS,
             "HTTP requests by route, method and status",
@@ -65,6 +86,8 @@ impl HttpMetrics {
             requests,
             latency,
             in_flight,
+            served_version,
+            served_age,
         }
     }
 }

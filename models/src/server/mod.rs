@@ -3,23 +3,28 @@
 //! Every handler reads the newest snapshot through [`ModelHandle::load`], so answers never wait on
 //! training. Bodies are bounded, every refusal is a JSON error naming the offending field.
 
+mod admin;
+mod guard;
 mod handlers;
 mod metrics;
+mod v2;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::net::TcpListener;
 
 use crate::error::{ModelError, Result};
 use crate::model::ModelHandle;
 
+pub use admin::{LearnReply, LearnRequest, LearnSender};
 pub use metrics::HttpMetrics;
 
 /// Limits and address of the server. Binds loopback unless told otherwise.
@@ -30,6 +35,14 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Most instances in one prediction request; more get 400.
     pub max_instances: usize,
+    /// Requests answered at once; more get 503 with Retry-After.
+    pub max_in_flight: usize,
+    /// A request that takes longer gets 503.
+    pub request_timeout: Duration,
+    /// Required as `Authorization: Bearer ...` on learn, promote and rollback (closed when unset).
+    pub admin_token: Option<String>,
+    /// Required on predict and infer when set.
+    pub predict_token: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -38,16 +51,34 @@ impl Default for ServerOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
             max_instances: 10_000,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(10),
+            admin_token: None,
+            predict_token: None,
         }
     }
+}
+
+/// What the server answers for, beyond the options.
+#[derive(Default)]
+pub struct Served {
+    pub models: Vec<ModelHandle>,
+    /// Live trainers that accept `POST /v1/models/{name}/learn`, by model name.
+    pub learn: BTreeMap<String, LearnSender>,
+    /// The registry promote and rollback act on (`eddy serve --registry`).
+    pub registry: Option<crate::Registry>,
 }
 
 /// Shared by every handler.
 pub(crate) struct AppState {
     pub(crate) models: BTreeMap<String, ModelHandle>,
-    pub(crate) registry: Registry,
+    pub(crate) learn: BTreeMap<String, LearnSender>,
+    pub(crate) registry: Option<crate::Registry>,
+    pub(crate) metrics: MetricsRegistry,
     pub(crate) http: HttpMetrics,
     pub(crate) max_instances: usize,
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    pub(crate) limits: ServerOptions,
 }
 
 /// A server whose socket is bound (so its address is known) but which does not answer yet.
@@ -61,8 +92,8 @@ impl BoundServer {
     /// `registry` are exported on `/metrics` beside the server's own.
     pub async fn bind(
         options: &ServerOptions,
-        models: Vec<ModelHandle>,
-        mut registry: Registry,
+        served: Served,
+        mut registry: MetricsRegistry,
     ) -> Result<BoundServer> {
         let listener =
             TcpListener::bind(options.addr)
@@ -73,13 +104,18 @@ impl BoundServer {
                 })?;
         let http = HttpMetrics::register(&mut registry);
         let state = Arc::new(AppState {
-            models: models
+            models: served
+                .models
                 .into_iter()
                 .map(|m| (m.name().to_owned(), m))
                 .collect(),
-            registry,
+            learn: served.learn,
+            registry: served.registry,
+            metrics: registry,
             http,
             max_instances: options.max_instances,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
+            limits: options.clone(),
         });
         Ok(BoundServer {
             listener,
@@ -108,7 +144,19 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{name}", get(handlers::model_metadata))
         .route("/v1/models/{name}/predict", post(handlers::predict))
+        .route("/v1/models/{name}/learn", post(admin::learn))
+        .route("/v1/models/{name}/promote", post(admin::promote))
+        .route("/v1/models/{name}/rollback", post(admin::rollback))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             metrics::track,
