@@ -52,6 +52,12 @@ struct ServeArgs {
     admin_token: Option<String>,
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// HTTPS: PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS: PEM private key (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -266,7 +272,22 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map_or("quick pipeline".to_owned(), |p| p.display().to_string());
     let valid = check(config, &origin)?;
-    let summary = execute_run(valid, args.max_events, !args.quiet, args.progress_ms, None).await?;
+    let scheme = if valid.config.serve.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let on_serving: ServingFn = Box::new(move |addr, name| {
+        eprintln!("eddy: serving model {name:?} on {scheme}://{addr}/v1/models/{name}")
+    });
+    let summary = execute_run(
+        valid,
+        args.max_events,
+        !args.quiet,
+        args.progress_ms,
+        Some(on_serving),
+    )
+    .await?;
     finish(&summary, args.summary_json.as_deref())
 }
 
@@ -456,6 +477,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         admin_token: args.admin_token.or_else(|| env("EDDY_ADMIN_TOKEN")),
         predict_token: env("EDDY_PREDICT_TOKEN"),
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(eddy_models::server::TlsFiles { cert, key }),
+            _ => None,
+        },
         ..eddy_models::server::ServerOptions::default()
     };
     let stop = StopHandle::default();
@@ -464,8 +489,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         on_signal.stop();
     });
-    let on_serving: ServingFn = Box::new(|addr, names| {
-        eprintln!("eddy: serving model {names:?} on http://{addr}/v1/models")
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let on_serving: ServingFn = Box::new(move |addr, names| {
+        eprintln!("eddy: serving model {names:?} on {scheme}://{addr}/v1/models")
     });
     eddy_runtime::serve::serve_registry(&args.registry, &options, stop, Some(on_serving)).await?;
     Ok(ExitCode::SUCCESS)

@@ -349,3 +349,60 @@ fn learn_endpoint_tokens_in_flight_bound_and_timeout() -> anyhow::Result<()> {
     assert!(running.wait(Duration::from_secs(30))?.success());
     Ok(())
 }
+
+#[test]
+fn https_with_a_configured_certificate() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem())?;
+    std::fs::write(&key, certified.key_pair.serialize_pem())?;
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[source]\ntype = \"generator\"\nkind = \"logistic\"\nfeatures = 2\nrate_per_sec = 1000.0\n\n\
+             [[features]]\ntype = \"standard_scaler\"\nfields = [\"x0\", \"x1\"]\n\n\
+             [model]\ntype = \"logistic\"\ntarget = \"y\"\n\n\
+             [serve]\naddress = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )?;
+    let mut running = Running::spawn(eddy().args(["run", "--quiet"]).arg(&file))?;
+    let line = running.wait_for_line("serving model", Duration::from_secs(60))?;
+    assert!(line.contains("https://"), "{line}");
+    let port = port_of(&line)?;
+    let root = ureq::tls::Certificate::from_der(certified.cert.der()).to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            root,
+        ])))
+        .build();
+    let agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let mut r = agent
+        .get(&format!("https://localhost:{port}/healthz"))
+        .call()?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_string()?.contains("ok"));
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = Client::new(format!("http://127.0.0.1:{port}"));
+    assert!(plain.get("/healthz").map(|(s, _)| s != 200).unwrap_or(true));
+    running.signal(libc::SIGTERM);
+    assert!(running.wait(Duration::from_secs(30))?.success());
+    Ok(())
+}
+
+/// The port of the `scheme://127.0.0.1:PORT/...` URL in a serving line.
+fn port_of(line: &str) -> anyhow::Result<u16> {
+    let after = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("no address in {line:?}"))?;
+    Ok(after.split('/').next().unwrap_or_default().parse()?)
+}

@@ -242,6 +242,11 @@ pub struct ServeConfig {
     /// Bearer token required on predict/infer; else EDDY_PREDICT_TOKEN; with neither, open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predict_token: Option<String>,
+    /// HTTPS: PEM certificate chain and private key (both or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl ServeConfig {
@@ -259,6 +264,13 @@ impl ServeConfig {
                 .predict_token
                 .clone()
                 .or_else(|| env("EDDY_PREDICT_TOKEN")),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(eddy_models::server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -282,6 +294,8 @@ impl Default for ServeConfig {
             request_timeout_ms: default_timeout(),
             admin_token: None,
             predict_token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -353,6 +367,9 @@ impl PipelineConfig {
                     ));
                 }
             }
+        }
+        if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
+            problems.push("serve.tls_cert, serve.tls_key: give both or neither".into());
         }
         if self.serve.max_in_flight == 0 {
             problems.push("serve.max_in_flight: must be >= 1, got 0".into());

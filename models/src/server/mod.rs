@@ -43,6 +43,15 @@ pub struct ServerOptions {
     pub admin_token: Option<String>,
     /// Required on predict and infer when set.
     pub predict_token: Option<String>,
+    /// Serve HTTPS (rustls) with this PEM certificate chain and private key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +64,7 @@ impl Default for ServerOptions {
             request_timeout: Duration::from_secs(10),
             admin_token: None,
             predict_token: None,
+            tls: None,
         }
     }
 }
@@ -85,6 +95,7 @@ pub(crate) struct AppState {
 pub struct BoundServer {
     listener: TcpListener,
     router: Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl BoundServer {
@@ -117,9 +128,22 @@ impl BoundServer {
             in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
             limits: options.clone(),
         });
+        // Certificates are read at bind time, so a bad file fails the start, not the first request.
+        let tls = match &options.tls {
+            Some(files) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|source| ModelError::Io {
+                        path: files.cert.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         Ok(BoundServer {
             listener,
             router: router(state, options.max_body_bytes),
+            tls,
         })
     }
 
@@ -130,8 +154,23 @@ impl BoundServer {
 
     /// Answers requests until `shutdown` completes, then finishes in-flight requests and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let Some(tls) = self.tls else {
+            return axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(ModelError::Serve);
+        };
+        let listener = self.listener.into_std().map_err(ModelError::Serve)?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        axum_server::from_tcp_rustls(listener, tls)
+            .map_err(ModelError::Serve)?
+            .handle(handle)
+            .serve(self.router.into_make_service())
             .await
             .map_err(ModelError::Serve)
     }
