@@ -132,3 +132,84 @@ fn each_kind_of_bad_csv_row_is_dead_lettered() -> anyhow::Result<()> {
     assert_eq!(kinds, expected);
     Ok(())
 }
+
+#[test]
+fn late_events_are_dead_lettered_by_the_window_operator() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Per-station readings one minute apart; one reading arrives over three hours late.
+    let mut lines = Vec::new();
+    for i in 0..240u64 {
+        let station = ["a", "b"][(i % 2) as usize];
+        let t = 1_700_000_000 + 60 * i;
+        lines.push(format!(
+            r#"{{"station": "{station}", "t": {t}, "temp": {}, "y": {}}}"#,
+            10 + i % 7,
+            10 + (i + 1) % 7
+        ));
+    }
+    lines.insert(
+        200,
+        r#"{"station": "a", "t": 1700000000, "temp": 3, "y": 4}"#.to_owned(),
+    );
+    let data = dir.path().join("readings.jsonl");
+    std::fs::write(&data, lines.join("\n") + "\n")?;
+    let dead = dir.path().join("dead.jsonl");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[source]
+type = "file"
+path = "{}"
+
+[[features]]
+type = "window"
+field = "temp"
+key = "station"
+time_field = "t"
+unit = "s"
+size_seconds = 3600
+slide_seconds = 600
+aggregates = ["mean", "max"]
+max_out_of_orderness_seconds = 60
+allowed_lateness_seconds = 300
+
+[[features]]
+type = "standard_scaler"
+fields = ["temp"]
+
+[model]
+type = "linear"
+target = "y"
+
+[serve]
+enabled = false
+
+[sinks.dead_letters]
+type = "file"
+path = "{}"
+"#,
+            data.display(),
+            dead.display()
+        ),
+    )?;
+    let out = dir.path().join("s.json");
+    run_ok(
+        eddy()
+            .args(["run", "--quiet"])
+            .arg(&pipeline)
+            .arg("--summary-json")
+            .arg(&out),
+    )?;
+    let s = summary(&out)?;
+    assert_eq!(s["dead_lettered"], 1);
+    assert_eq!(s["learned"], 240);
+    let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&dead)?.trim())?;
+    assert_eq!(letter["kind"], "late", "{letter}");
+    assert!(
+        letter["raw"].as_str().unwrap_or("").contains("1700000000"),
+        "{letter}"
+    );
+    Ok(())
+}

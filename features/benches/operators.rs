@@ -3,8 +3,8 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use arrow_array::{Float64Array, RecordBatch, StringArray};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use eddy_features::{BatchBuilder, FeatureBatch, FeatureConfig, FeatureSet, Field, Schema};
 
 /// Rows per measured iteration; every batch size processes all of them.
@@ -163,5 +163,83 @@ fn hash_and_scale(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_json, standard_scaler, hash_and_scale);
+/// Keys of the per-key window benchmark.
+const KEYS: usize = 100_000;
+/// Events per measured iteration of the per-key window benchmark.
+const WINDOW_EVENTS: usize = 65_536;
+
+/// `n` events over `KEYS` random keys, one every 10 ms from `start_ms`, as batches of `size`.
+fn keyed_batches(
+    schema: &Schema,
+    rng: &mut Rng,
+    start_ms: i64,
+    n: usize,
+    size: usize,
+) -> Vec<RecordBatch> {
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("sym{k}")).collect();
+    (0..n)
+        .collect::<Vec<_>>()
+        .chunks(size)
+        .map(|chunk| {
+            let prices: Float64Array = chunk.iter().map(|_| Some(100.0 + rng.unit())).collect();
+            let syms: StringArray = chunk
+                .iter()
+                .map(|_| Some(keys[rng.next() as usize % KEYS].as_str()))
+                .collect();
+            let times: Float64Array = chunk
+                .iter()
+                .map(|&i| Some((start_ms + i as i64 * 10) as f64))
+                .collect();
+            RecordBatch::try_new(
+                schema.arrow_schema(),
+                vec![Arc::new(prices), Arc::new(syms), Arc::new(times)],
+            )
+            .expect("columns match the schema")
+        })
+        .collect()
+}
+
+fn window_mean(c: &mut Criterion) {
+    let configs: Vec<FeatureConfig> = serde_json::from_str(
+        r#"[{"type": "window", "field": "price", "key": "sym", "time_field": "ts", "unit": "ms",
+             "size_seconds": 300, "slide_seconds": 60, "aggregates": ["mean"],
+             "max_out_of_orderness_seconds": 5, "idle_expiry_seconds": 3600}]"#,
+    )
+    .expect("valid config");
+    let schema =
+        Schema::merge(configs.iter().flat_map(FeatureConfig::fields)).expect("no conflicts");
+    let mut rng = Rng(4);
+    let start = 1_700_000_000_000;
+    // Warm up: every key seen, so the measured events update existing state.
+    let mut warm = FeatureSet::new(&configs, &schema).expect("valid config");
+    let mut out = FeatureBatch::new();
+    for batch in keyed_batches(&schema, &mut rng, start, 4 * KEYS, 4096) {
+        warm.transform(&batch, true, &mut out).expect("fits");
+    }
+    let mut group = c.benchmark_group("window_mean_100k_keys");
+    group.throughput(Throughput::Elements(WINDOW_EVENTS as u64));
+    for size in [64, 1024, 4096] {
+        let next = start + 4 * KEYS as i64 * 10;
+        let batches = keyed_batches(&schema, &mut rng, next, WINDOW_EVENTS, size);
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter_batched(
+                || warm.clone(),
+                |mut set| {
+                    learn_all(&mut set, &batches, &mut out);
+                    set
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decode_json,
+    standard_scaler,
+    hash_and_scale,
+    window_mean
+);
 criterion_main!(benches);

@@ -2,6 +2,8 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 
+use crate::error::DecodeError;
+
 /// Transformed rows ready for a learner.
 ///
 /// Row `i` has `dense_width` dense values (coordinates `0..dense_width`) and a sparse part in
@@ -17,6 +19,8 @@ pub struct FeatureBatch {
     indptr: Vec<usize>,
     indices: Vec<u32>,
     values: Vec<f64>,
+    /// Rows an operator refused (late event, bad timestamp), in row order.
+    rejected: Vec<(usize, DecodeError)>,
 }
 
 impl Default for FeatureBatch {
@@ -28,6 +32,7 @@ impl Default for FeatureBatch {
             indptr: vec![0],
             indices: Vec::new(),
             values: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 }
@@ -94,6 +99,21 @@ impl FeatureBatch {
         &self.values
     }
 
+    /// Rows refused by an operator, ascending, each with its reason (kind `late` or
+    /// `bad_timestamp`, or `missing_field` for a serving request without an event time). A
+    /// refused row is present but empty (dense zeros, no sparse entries) and changed no state:
+    /// skip it and dead-letter it.
+    pub fn rejected(&self) -> &[(usize, DecodeError)] {
+        &self.rejected
+    }
+
+    /// True when row `i` was refused (see [`FeatureBatch::rejected`]).
+    pub fn is_rejected(&self, i: usize) -> bool {
+        self.rejected
+            .binary_search_by_key(&i, |(row, _)| *row)
+            .is_ok()
+    }
+
     /// Number of stored sparse entries.
     pub fn nnz(&self) -> usize {
         self.indices.len()
@@ -107,6 +127,7 @@ impl FeatureBatch {
         self.indptr.push(0);
         self.indices.clear();
         self.values.clear();
+        self.rejected.clear();
     }
 
     /// Appends one row (handy to feed a learner in tests or from another source). The first row
@@ -135,6 +156,11 @@ impl FeatureBatch {
         self.dense_width = dense_width;
         self.dense.resize(rows * dense_width, 0.0);
         self.indptr.reserve(rows);
+    }
+
+    /// Records that `row` was refused; rows must be recorded in ascending order.
+    pub(crate) fn reject(&mut self, row: usize, reason: DecodeError) {
+        self.rejected.push((row, reason));
     }
 
     /// The dense buffer being filled (row-major).

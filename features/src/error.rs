@@ -120,11 +120,15 @@ pub enum DecodeErrorKind {
     WrongColumnCount,
     InvalidUtf8,
     TooLarge,
+    /// An event older than a window operator's watermark minus its allowed lateness.
+    Late,
+    /// An event-time field that is not RFC 3339 or an in-range epoch.
+    BadTimestamp,
 }
 
 impl DecodeErrorKind {
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [DecodeErrorKind; 9] = [
+    pub const ALL: [DecodeErrorKind; 11] = [
         DecodeErrorKind::MalformedJson,
         DecodeErrorKind::NotAnObject,
         DecodeErrorKind::MissingField,
@@ -134,6 +138,8 @@ impl DecodeErrorKind {
         DecodeErrorKind::WrongColumnCount,
         DecodeErrorKind::InvalidUtf8,
         DecodeErrorKind::TooLarge,
+        DecodeErrorKind::Late,
+        DecodeErrorKind::BadTimestamp,
     ];
 
     /// The snake_case name, identical to the serde form.
@@ -148,6 +154,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::WrongColumnCount => "wrong_column_count",
             DecodeErrorKind::InvalidUtf8 => "invalid_utf8",
             DecodeErrorKind::TooLarge => "too_large",
+            DecodeErrorKind::Late => "late",
+            DecodeErrorKind::BadTimestamp => "bad_timestamp",
         }
     }
 }

@@ -7,10 +7,21 @@
 //! * a [`BatchBuilder`] decodes records (JSON objects, CSV rows through a [`CsvHeader`], or typed
 //!   values) against the schema into Arrow `RecordBatch` micro-batches, refusing bad records
 //!   whole with a [`DecodeError`];
-//! * a [`FeatureSet`], built from [`FeatureConfig`]s, holds the operators and their state
-//!   (running moments for the standard scaler, hash seeds for feature hashing) and transforms a
-//!   batch into a [`FeatureBatch`]: a dense prefix plus CSR sparse coordinates, which a learner
-//!   consumes row by row.
+//! * a [`FeatureSet`], built from [`FeatureConfig`]s, holds the operators and their state and
+//!   transforms a batch into a [`FeatureBatch`]: a dense prefix plus CSR sparse coordinates,
+//!   which a learner consumes row by row.
+//!
+//! The operators live in [`ops`], one per file: scaling (standard, exponentially weighted,
+//! min-max, max-abs, clipping), categoricals (one-hot with an "other" bucket, signed or
+//! unsigned feature hashing, crosses, numeric interactions), text (Unicode words, n-grams,
+//! hashed counts, running IDF), imputation with missing indicators, calendar features of an
+//! event time, and per-key state (lags, moving averages, event-time windows with watermarks,
+//! allowed lateness and idle-key expiry) held in a [`ops::KeyMap`] with a stated size per key.
+//!
+//! Operators that read an event time refuse rows (unparsable time: `bad_timestamp`; behind a
+//! window's watermark minus its allowed lateness: `late`). A refused row changes no state and
+//! comes out empty; [`FeatureBatch::rejected`] lists each with its [`DecodeError`], for the
+//! dead-letter sink.
 //!
 //! Training calls [`FeatureSet::transform`] with `learn = true`: each row updates the state,
 //! then is transformed with it, so output and state are the same whatever the micro-batch size.
@@ -55,7 +66,11 @@ mod schema;
 mod set;
 
 pub use batch::FeatureBatch;
-pub use config::{FeatureConfig, HASH_BITS};
+pub use config::{
+    Aggregate, ClipConfig, CrossConfig, EmaConfig, FeatureConfig, FieldsConfig, ImputeConfig,
+    ImputeStrategy, LagConfig, LagOutput, OneHotConfig, TextConfig, TimeConfig, TimePart, TimeUnit,
+    WindowConfig, HASH_BITS, MAX_CATEGORIES, MAX_IDF_BITS, MAX_PANES, MAX_SECONDS,
+};
 pub use decode::{BatchBuilder, CsvHeader, MAX_ABS_NUMBER};
 pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
 pub use schema::{Field, FieldType, Schema};

@@ -5,16 +5,23 @@ use arrow_array::RecordBatch;
 use crate::batch::FeatureBatch;
 use crate::config::FeatureConfig;
 use crate::error::{FeatureError, Result};
-use crate::ops::{FeatureHasher, FeatureOp, StandardScaler};
+use crate::ops::event_time::TimeColumn;
+use crate::ops::{FeatureOp, RowTimes, SparseOut};
 use crate::schema::Schema;
 
 /// Operators in declaration order, with their state, bound to a schema.
 ///
-/// Coordinates: the dense operators' outputs come first (one per scaled field), then one
-/// `2^bits` range per hash operator, each group in declaration order. The same set transforms
-/// training batches (`learn = true`) and serving requests (`learn = false`), so there is no
-/// train/serve skew. Serialized, it keeps the schema, each operator's config and its state; the
-/// rest is rebuilt (and checked) on deserialization.
+/// Coordinates: the dense operators' outputs come first (scalers, imputation, time, lag, ema,
+/// window aggregates...), then one range per sparse operator (hash, one-hot, cross, text), each
+/// group in declaration order. The same set transforms training batches (`learn = true`) and
+/// serving requests (`learn = false`), so there is no train/serve skew. Serialized, it keeps
+/// the schema, each operator's config and its state; the rest is rebuilt (and checked) on
+/// deserialization.
+///
+/// Operators reading an event time (`time`, `window`) may refuse rows (unparsable time, late
+/// event): a first pass over the rows in order decides every refusal, advancing each window's
+/// watermark with the accepted rows only, before any state changes. A refused row changes no
+/// operator's state, and its output row is empty; see [`FeatureBatch::rejected`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "FeatureSetDef")]
 pub struct FeatureSet {
@@ -41,6 +48,14 @@ impl TryFrom<FeatureSetDef> for FeatureSet {
     }
 }
 
+/// What the first pass found: rows refused (empty when none), and event times per operator.
+struct FirstPass {
+    skip: Vec<bool>,
+    times: Vec<RowTimes>,
+    /// Each window's largest accepted event time after the batch.
+    max_times: Vec<Option<i64>>,
+}
+
 impl FeatureSet {
     /// Builds fresh operators with their fields resolved against `schema`. Fails on invalid
     /// configs (every problem listed), unknown fields and type mismatches.
@@ -53,39 +68,25 @@ impl FeatureSet {
         if !problems.is_empty() {
             return Err(FeatureError::InvalidConfig(problems));
         }
-        let operators = configs
-            .iter()
-            .map(|config| match config {
-                FeatureConfig::StandardScaler { fields } => {
-                    FeatureOp::StandardScaler(StandardScaler::new(fields.clone()))
-                }
-                FeatureConfig::Hash { fields, bits, seed } => {
-                    FeatureOp::Hash(FeatureHasher::new(fields.clone(), *bits, *seed))
-                }
-            })
-            .collect();
+        let operators = configs.iter().map(FeatureOp::new).collect();
         FeatureSet::bind(schema.clone(), operators)
     }
 
     /// Lays out coordinates and resolves columns.
     fn bind(schema: Schema, mut operators: Vec<FeatureOp>) -> Result<FeatureSet> {
         let mut dense_width = 0;
-        for op in &mut operators {
-            if let FeatureOp::StandardScaler(s) = op {
-                s.bind(&schema, dense_width)?;
-                dense_width += s.fields().len();
-            }
+        for op in operators.iter_mut().filter(|op| op.is_dense()) {
+            op.bind(&schema, dense_width)?;
+            dense_width += op.width();
         }
         let mut dim = dense_width as u64;
-        for op in &mut operators {
-            if let FeatureOp::Hash(h) = op {
-                let offset = u32::try_from(dim).map_err(|_| FeatureError::TooManyCoordinates {
-                    dim: dim + h.buckets() as u64,
-                    max: u64::from(u32::MAX),
-                })?;
-                h.bind(&schema, offset)?;
-                dim += h.buckets() as u64;
-            }
+        for op in operators.iter_mut().filter(|op| !op.is_dense()) {
+            let offset = u32::try_from(dim).map_err(|_| FeatureError::TooManyCoordinates {
+                dim: dim + op.width() as u64,
+                max: u64::from(u32::MAX),
+            })?;
+            op.bind(&schema, offset as usize)?;
+            dim += op.width() as u64;
         }
         Ok(FeatureSet {
             schema,
@@ -108,42 +109,46 @@ impl FeatureSet {
         &self.operators
     }
 
-    /// Total input coordinates of the learner: the dense width plus `2^bits` per hash operator.
+    /// Total input coordinates of the learner: the dense width plus every sparse range.
     pub fn dim(&self) -> usize {
         self.dim
     }
 
-    /// Number of dense coordinates (one per scaled field).
+    /// Number of dense coordinates.
     pub fn dense_width(&self) -> usize {
         self.dense_width
     }
 
-    /// A human-readable name for every dense coordinate ("x3"), then one per hash range
-    /// ("hash(site,app)"), for explanations and model metadata.
+    /// Heap bytes held by per-key state (lag, ema, window), an estimate from table capacities.
+    pub fn state_bytes(&self) -> usize {
+        self.operators.iter().map(FeatureOp::state_bytes).sum()
+    }
+
+    /// A human-readable name for every dense coordinate ("x3", "window_mean_300s(price by
+    /// symbol)"), then one per sparse range ("hash(site,app)"), for explanations and model
+    /// metadata.
     pub fn describe(&self) -> Vec<String> {
         let dense = self.operators.iter().filter(|op| op.is_dense());
         let sparse = self.operators.iter().filter(|op| !op.is_dense());
         dense.chain(sparse).flat_map(FeatureOp::describe).collect()
     }
 
-    /// The name of one coordinate: a dense one's field, or "hash(site,app)[1234]" with the
-    /// bucket inside a hash range; `None` past `dim()`.
+    /// The name of one coordinate: a dense one's name, or "hash(site,app)[1234]" with the
+    /// bucket inside a sparse range ("site=a.com" for one-hot); `None` past `dim()`.
     pub fn describe_coordinate(&self, coordinate: usize) -> Option<String> {
         if coordinate < self.dense_width {
             return self.describe().into_iter().nth(coordinate);
         }
-        self.operators.iter().find_map(|op| match op {
-            FeatureOp::Hash(h) => {
-                let bucket = coordinate.checked_sub(h.offset() as usize)?;
-                (bucket < h.buckets()).then(|| format!("{}[{bucket}]", op.describe()[0]))
-            }
-            FeatureOp::StandardScaler(_) => None,
+        self.operators.iter().find_map(|op| {
+            let bucket = coordinate.checked_sub(op.sparse_offset()? as usize)?;
+            (bucket < op.width()).then(|| op.describe_bucket(bucket))
         })
     }
 
     /// Transforms `batch` into `out` (cleared and refilled: reuse it across batches). With
     /// `learn`, each operator updates its state row by row and row i is transformed with the
-    /// state after rows 0..=i, so output and state do not depend on how a stream is batched.
+    /// state after rows 0..=i (`lag` reads the state before row i), so output and state do not
+    /// depend on how a stream is batched. Refused rows are listed in `out.rejected()`.
     pub fn transform(
         &mut self,
         batch: &RecordBatch,
@@ -155,54 +160,47 @@ impl FeatureSet {
         }
         self.check_batch(batch)?;
         out.reset(batch.num_rows(), self.dense_width);
-        let width = self.dense_width;
-        for op in &mut self.operators {
-            if let FeatureOp::StandardScaler(s) = op {
-                s.learn_transform(batch, out.dense_mut(), width)?;
+        let pass = first_pass(&self.operators, batch, true, out)?;
+        for (op, max_time) in self.operators.iter_mut().zip(&pass.max_times) {
+            if let FeatureOp::Window(w) = op {
+                w.set_max_time(*max_time);
             }
         }
-        self.fill_sparse(batch, out)
+        let width = self.dense_width;
+        for (op, times) in self.operators.iter_mut().zip(&pass.times) {
+            if op.is_dense() {
+                op.learn_dense(batch, &pass.skip, times, out.dense_mut(), width)?;
+            }
+        }
+        let mut sparse: Vec<&mut FeatureOp> = self
+            .operators
+            .iter_mut()
+            .filter(|op| !op.is_dense())
+            .collect();
+        let count = sparse.len();
+        assemble_sparse(batch.num_rows(), count, out, |k, part| {
+            sparse[k].learn_sparse(batch, &pass.skip, part)
+        })
     }
 
     /// [`FeatureSet::transform`] with `learn = false`, through `&self` (for the server's shared
-    /// snapshot).
+    /// snapshot). Per-key operators (`ema`, `window`) write what learning the row would write,
+    /// reading the key's current state and keeping nothing; an unknown or expired key reads as
+    /// a new one. Rows are refused exactly as when learning, against the current watermarks.
     pub fn transform_frozen(&self, batch: &RecordBatch, out: &mut FeatureBatch) -> Result<()> {
         self.check_batch(batch)?;
         out.reset(batch.num_rows(), self.dense_width);
+        let pass = first_pass(&self.operators, batch, false, out)?;
         let width = self.dense_width;
-        for op in &self.operators {
-            if let FeatureOp::StandardScaler(s) = op {
-                s.transform(batch, out.dense_mut(), width)?;
+        for (op, times) in self.operators.iter().zip(&pass.times) {
+            if op.is_dense() {
+                op.transform_dense(batch, &pass.skip, times, out.dense_mut(), width)?;
             }
         }
-        self.fill_sparse(batch, out)
-    }
-
-    /// Fills the sparse part row by row: hash operators are stateless, so unlike the scaler
-    /// they can go row-major, which CSR needs when several ranges share a row.
-    fn fill_sparse(&self, batch: &RecordBatch, out: &mut FeatureBatch) -> Result<()> {
-        let hashers: Vec<&FeatureHasher> = self
-            .operators
-            .iter()
-            .filter_map(|op| match op {
-                FeatureOp::Hash(h) => Some(h),
-                FeatureOp::StandardScaler(_) => None,
-            })
-            .collect();
-        let columns = hashers
-            .iter()
-            .map(|h| h.columns(batch))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = batch.num_rows();
-        let (indptr, indices, values) = out.sparse_mut();
-        let mut scratch = Vec::new();
-        for row in 0..rows {
-            for (h, cols) in hashers.iter().zip(&columns) {
-                h.push_row(cols, row, &mut scratch, indices, values);
-            }
-            indptr.push(indices.len());
-        }
-        Ok(())
+        let sparse: Vec<&FeatureOp> = self.operators.iter().filter(|op| !op.is_dense()).collect();
+        assemble_sparse(batch.num_rows(), sparse.len(), out, |k, part| {
+            sparse[k].transform_sparse(batch, &pass.skip, part)
+        })
     }
 
     /// Refuses a batch whose columns differ from the schema in count, name or type (a batch
@@ -229,6 +227,136 @@ impl FeatureSet {
         }
         Ok(())
     }
+}
+
+/// Decides, row by row, which rows an event-time operator refuses, and reads the event times.
+/// With `learn`, each window's watermark advances with every accepted row, so a row is judged
+/// against the rows before it whatever the batching.
+fn first_pass(
+    ops: &[FeatureOp],
+    batch: &RecordBatch,
+    learn: bool,
+    out: &mut FeatureBatch,
+) -> Result<FirstPass> {
+    let rows = batch.num_rows();
+    let mut times: Vec<RowTimes> = ops.iter().map(|_| RowTimes::default()).collect();
+    let mut max_times: Vec<Option<i64>> = ops
+        .iter()
+        .map(|op| match op {
+            FeatureOp::Window(w) => w.max_time(),
+            _ => None,
+        })
+        .collect();
+    let mut readers: Vec<(usize, TimeColumn<'_>, &str)> = Vec::new();
+    for (k, op) in ops.iter().enumerate() {
+        match op {
+            FeatureOp::Time(t) => readers.push((k, t.times(batch)?, t.field())),
+            FeatureOp::Window(w) => readers.push((k, w.times(batch)?, w.fields()[2])),
+            _ => {}
+        }
+    }
+    if readers.is_empty() {
+        return Ok(FirstPass {
+            skip: Vec::new(),
+            times,
+            max_times,
+        });
+    }
+    let mut skip = vec![false; rows];
+    let mut row_times = vec![0i64; readers.len()];
+    for (k, ..) in &readers {
+        times[*k].times.reserve(rows);
+        times[*k].watermarks.reserve(rows);
+    }
+    for (row, skipped) in skip.iter_mut().enumerate() {
+        let mut reason = None;
+        for (r, (k, column, field)) in readers.iter().enumerate() {
+            match column.get(row, field) {
+                Err(e) => reason = Some(e),
+                Ok(t) => {
+                    if let FeatureOp::Window(w) = &ops[*k] {
+                        reason = w.late(t, w.watermark(max_times[*k]));
+                    }
+                    row_times[r] = t;
+                }
+            }
+            if reason.is_some() {
+                break;
+            }
+        }
+        if let Some(reason) = reason {
+            *skipped = true;
+            out.reject(row, reason);
+            for (k, ..) in &readers {
+                times[*k].times.push(0);
+                times[*k].watermarks.push(None);
+            }
+            continue;
+        }
+        for ((k, ..), &t) in readers.iter().zip(&row_times) {
+            if let FeatureOp::Window(w) = &ops[*k] {
+                if learn {
+                    max_times[*k] = Some(max_times[*k].map_or(t, |m| m.max(t)));
+                }
+                times[*k].watermarks.push(w.watermark(max_times[*k]));
+            }
+            times[*k].times.push(t);
+        }
+    }
+    if out.rejected().is_empty() {
+        skip.clear();
+    }
+    Ok(FirstPass {
+        skip,
+        times,
+        max_times,
+    })
+}
+
+/// Fills the sparse part of `out` from `count` sparse operators, `run(k, part)` writing the
+/// k-th one's rows. Their ranges ascend in declaration order, so concatenating each row's
+/// parts keeps its coordinates sorted. One operator writes straight into `out`.
+fn assemble_sparse(
+    rows: usize,
+    count: usize,
+    out: &mut FeatureBatch,
+    mut run: impl FnMut(usize, &mut SparseOut<'_>) -> Result<()>,
+) -> Result<()> {
+    let (indptr, indices, values) = out.sparse_mut();
+    match count {
+        0 => indptr.resize(rows + 1, 0),
+        1 => run(
+            0,
+            &mut SparseOut {
+                indptr,
+                indices,
+                values,
+            },
+        )?,
+        _ => {
+            let mut parts = Vec::with_capacity(count);
+            for k in 0..count {
+                let (mut p, mut i, mut v) = (vec![0], Vec::new(), Vec::new());
+                run(
+                    k,
+                    &mut SparseOut {
+                        indptr: &mut p,
+                        indices: &mut i,
+                        values: &mut v,
+                    },
+                )?;
+                parts.push((p, i, v));
+            }
+            for row in 0..rows {
+                for (p, i, v) in &parts {
+                    indices.extend_from_slice(&i[p[row]..p[row + 1]]);
+                    values.extend_from_slice(&v[p[row]..p[row + 1]]);
+                }
+                indptr.push(indices.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,5 +31,7 @@ pub mod server;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use error::{ModelError, Result};
-pub use model::{InstanceError, ModelHandle, ModelSpec, ServingSnapshot, TrainedModel};
+pub use model::{
+    row_json, InstanceError, ModelHandle, ModelSpec, RowOutcome, ServingSnapshot, TrainedModel,
+};
 pub use registry::Registry;

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use arrow_array::{Array, Float64Array};
 use eddy_features::{
-    BatchBuilder, DecodeError, FeatureBatch, FeatureConfig, FeatureSet, Field, FieldType, Schema,
+    BatchBuilder, DecodeError, DecodeErrorKind, FeatureBatch, FeatureConfig, FeatureSet, Field,
+    FieldType, Schema,
 };
 use eddy_ml::{
     FeatureVec, Learner, LinearModel, MetricValues, MlError, ProgressiveMetrics, SgdValidParams,
@@ -138,14 +139,15 @@ impl TrainedModel {
 
     /// Progressive validation over one decoded batch: each row is predicted, then learned.
     /// `on_row` gets each row's outcome: the prediction made before learning it and the model
-    /// version (events learned) that made it, or why the learner refused the row (nothing changed
-    /// then). Rows with a null target are skipped.
+    /// version (events learned) that made it, or why the row was refused (a late event, a bad
+    /// timestamp, a learner refusal); a refused row changed nothing. Rows with a null target are
+    /// skipped.
     pub fn learn_batch(
         &mut self,
         spec: &ModelSpec,
         batch: &arrow_array::RecordBatch,
         scratch: &mut FeatureBatch,
-        mut on_row: impl FnMut(usize, std::result::Result<(f64, u64), MlError>),
+        mut on_row: impl FnMut(usize, RowOutcome),
     ) -> Result<()> {
         self.features.transform(batch, true, scratch)?;
         let target = batch
@@ -153,7 +155,12 @@ impl TrainedModel {
             .as_any()
             .downcast_ref::<Float64Array>()
             .expect("number fields decode to Float64 columns");
+        let mut refused = scratch.rejected().iter().peekable();
         for row in 0..scratch.len() {
+            if let Some((_, error)) = refused.next_if(|(r, _)| *r == row) {
+                on_row(row, RowOutcome::Refused(error.clone()));
+                continue;
+            }
             if target.is_null(row) {
                 continue;
             }
@@ -162,12 +169,18 @@ impl TrainedModel {
             let y = target.value(row);
             let version = self.events_learned;
             match self.learner.predict_learn_one(&x, y, 1.0) {
-                Ok(p) => {
-                    self.metrics.update(y, p);
+                Ok(prediction) => {
+                    self.metrics.update(y, prediction);
                     self.events_learned += 1;
-                    on_row(row, Ok((p, version)));
+                    on_row(
+                        row,
+                        RowOutcome::Learned {
+                            prediction,
+                            version,
+                        },
+                    );
                 }
-                Err(e) => on_row(row, Err(e)),
+                Err(e) => on_row(row, RowOutcome::Refused(learner_refusal(&e))),
             }
         }
         Ok(())
@@ -191,6 +204,41 @@ impl TrainedModel {
             published_at: SystemTime::now(),
         }
     }
+}
+
+/// What became of one row of a batch in [`TrainedModel::learn_batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowOutcome {
+    /// Predicted by the model at `version` (events learned), then learned.
+    Learned { prediction: f64, version: u64 },
+    /// Refused without changing any state.
+    Refused(DecodeError),
+}
+
+fn learner_refusal(e: &MlError) -> DecodeError {
+    DecodeError::record(
+        DecodeErrorKind::OutOfRange,
+        format!("the learner refused the event: {e}"),
+    )
+}
+
+/// The decoded fields of one row as a JSON object: what a dead letter can show of a record
+/// refused after decoding (the raw bytes are gone by then).
+pub fn row_json(batch: &arrow_array::RecordBatch, row: usize) -> String {
+    let mut object = serde_json::Map::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let value = if column.is_null(row) {
+            serde_json::Value::Null
+        } else if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
+            serde_json::json!(numbers.value(row))
+        } else if let Some(strings) = column.as_any().downcast_ref::<arrow_array::StringArray>() {
+            serde_json::json!(strings.value(row))
+        } else {
+            continue;
+        };
+        object.insert(field.name().clone(), value);
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
 /// Why one instance of a prediction request was refused.
@@ -250,6 +298,12 @@ impl ServingSnapshot {
         self.features
             .transform_frozen(&batch, &mut features)
             .expect("a batch built from the serving schema always matches the feature set");
+        if let Some((index, error)) = features.rejected().first() {
+            return Err(InstanceError {
+                index: *index,
+                error: error.clone(),
+            });
+        }
         Ok((0..features.len())
             .map(|row| {
                 let (dense, indices, values) = features.row(row);
@@ -372,7 +426,7 @@ mod tests {
         let mut seen = 0;
         model
             .learn_batch(&spec, &batch, &mut scratch, |_, outcome| {
-                outcome.expect("valid rows are learned");
+                assert!(matches!(outcome, RowOutcome::Learned { .. }), "{outcome:?}");
                 seen += 1;
             })
             .expect("learns");

@@ -8,7 +8,7 @@ use arrow_array::{Array, StringArray};
 use eddy_features::FeatureBatch;
 use eddy_ml::MetricValues;
 use eddy_models::server::{LearnReply, LearnRequest};
-use eddy_models::{InstanceError, ModelHandle, ModelSpec, TrainedModel};
+use eddy_models::{row_json, InstanceError, ModelHandle, ModelSpec, RowOutcome, TrainedModel};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
@@ -168,7 +168,10 @@ impl Trainer {
             |row, outcome| {
                 let seq = chunk.seqs[row];
                 match outcome {
-                    Ok((prediction, model_version)) => {
+                    RowOutcome::Learned {
+                        prediction,
+                        version: model_version,
+                    } => {
                         learned += 1;
                         if let Some(sink) = predictions.as_mut() {
                             let key = keys
@@ -186,13 +189,13 @@ impl Trainer {
                             }
                         }
                     }
-                    Err(e) => refused.push(DeadLetter {
+                    RowOutcome::Refused(error) => refused.push(DeadLetter {
                         seq,
-                        kind: "learner",
-                        field: None,
-                        reason: format!("the learner refused the event: {e}"),
+                        kind: error.kind.as_str(),
+                        field: error.field.clone(),
+                        reason: error.to_string(),
                         origin: format!("event {seq}"),
-                        raw: String::new(),
+                        raw: row_json(&chunk.batch, row),
                     }),
                 }
             },
@@ -225,13 +228,15 @@ impl Trainer {
             &self.spec,
             &batch,
             &mut self.scratch,
-            |_, outcome| match outcome {
-                Ok((p, _)) => predictions.push(p),
-                Err(e) => refused = Some(e),
+            |row, outcome| match outcome {
+                RowOutcome::Learned { prediction, .. } => predictions.push(prediction),
+                RowOutcome::Refused(error) => {
+                    refused.get_or_insert(InstanceError { index: row, error });
+                }
             },
         )?;
-        if let Some(e) = refused {
-            tracing::warn!(error = %e, "the learner refused an event sent over HTTP");
+        if let Some(e) = &refused {
+            tracing::warn!(error = %e, "an event sent over HTTP was refused");
         }
         self.counters.learned += predictions.len() as u64;
         self.metrics.events_learned.inc_by(predictions.len() as u64);

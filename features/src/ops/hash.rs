@@ -3,7 +3,7 @@
 use arrow_array::{Array, RecordBatch, StringArray};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{column, resolve_columns};
+use super::{column, resolve_columns, skipped, SparseOut};
 use crate::config::HASH_BITS;
 use crate::error::{FeatureError, Result};
 use crate::schema::{FieldType, Schema};
@@ -25,6 +25,19 @@ pub struct FeatureHasher {
     /// First coordinate of the range, set by `bind`.
     #[serde(skip)]
     offset: u32,
+    /// Set for `hash` with `signed = true` (the [`FeatureOp::SignedHash`](super::FeatureOp)
+    /// variant), which keeps the serialized form of unsigned hashers as it was.
+    #[serde(skip)]
+    signed: bool,
+}
+
+#[inline]
+fn sign_of(hash: u64) -> f64 {
+    if hash >> 63 == 1 {
+        -1.0
+    } else {
+        1.0
+    }
 }
 
 /// The seed of `field`'s hashes.
@@ -42,7 +55,29 @@ impl FeatureHasher {
             field_seeds: Vec::new(),
             columns: Vec::new(),
             offset: 0,
+            signed: false,
         }
+    }
+
+    /// The same hasher writing +1 or -1 by the top bit of each value's hash.
+    pub(crate) fn signed(mut self) -> Self {
+        self.signed = true;
+        self
+    }
+
+    pub(crate) fn set_signed(&mut self, signed: bool) {
+        self.signed = signed;
+    }
+
+    /// True for a signed hasher.
+    pub fn is_signed(&self) -> bool {
+        self.signed
+    }
+
+    /// The sign a signed hasher gives `value` of `field`: the top bit of its hash.
+    pub fn sign(&self, field: usize, value: &str) -> Option<f64> {
+        let seed = *self.field_seeds.get(field)?;
+        Some(sign_of(xxh3_64_with_seed(value.as_bytes(), seed)))
     }
 
     /// The fields hashed.
@@ -105,6 +140,24 @@ impl FeatureHasher {
             .collect()
     }
 
+    /// Appends every row not in `skip` (an empty row for a skipped one).
+    pub(crate) fn transform(
+        &self,
+        batch: &RecordBatch,
+        skip: &[bool],
+        out: &mut SparseOut<'_>,
+    ) -> Result<()> {
+        let columns = self.columns(batch)?;
+        let mut scratch = Vec::new();
+        for row in 0..batch.num_rows() {
+            if !skipped(skip, row) {
+                self.push_row(&columns, row, &mut scratch, out.indices, out.values);
+            }
+            out.end_row();
+        }
+        Ok(())
+    }
+
     /// Appends row `row`'s entries, sorted by coordinate with collisions added up.
     /// `scratch` is reused between calls to avoid allocating per row.
     #[inline]
@@ -116,6 +169,9 @@ impl FeatureHasher {
         indices: &mut Vec<u32>,
         values: &mut Vec<f64>,
     ) {
+        if self.signed {
+            return self.push_signed_row(columns, row, indices, values);
+        }
         scratch.clear();
         for (array, &seed) in columns.iter().zip(&self.field_seeds) {
             if array.is_valid(row) {
@@ -130,6 +186,37 @@ impl FeatureHasher {
                 _ => {
                     indices.push(index);
                     values.push(1.0);
+                }
+            }
+        }
+    }
+}
+
+impl FeatureHasher {
+    /// `push_row` for a signed hasher: collisions add their signs.
+    fn push_signed_row(
+        &self,
+        columns: &[&StringArray],
+        row: usize,
+        indices: &mut Vec<u32>,
+        values: &mut Vec<f64>,
+    ) {
+        let mask = (1u64 << self.bits) - 1;
+        let mut entries: Vec<(u32, f64)> = Vec::with_capacity(columns.len());
+        for (array, &seed) in columns.iter().zip(&self.field_seeds) {
+            if array.is_valid(row) {
+                let h = xxh3_64_with_seed(array.value(row).as_bytes(), seed);
+                entries.push((self.offset + (h & mask) as u32, sign_of(h)));
+            }
+        }
+        entries.sort_unstable_by_key(|e| e.0);
+        let start = indices.len();
+        for (index, sign) in entries {
+            match values.last_mut() {
+                Some(v) if indices.len() > start && indices.last() == Some(&index) => *v += sign,
+                _ => {
+                    indices.push(index);
+                    values.push(sign);
                 }
             }
         }
@@ -260,5 +347,43 @@ mod tests {
             h.bind(&schema(), 0).unwrap_err().to_string(),
             "unknown field \"nope\": not in the schema"
         );
+    }
+
+    #[test]
+    fn signed_hash_writes_the_sign_of_each_value() {
+        use crate::ops::testing::run::learn_checked;
+        use crate::ops::FeatureOp;
+        let records: Vec<String> = (0..200)
+            .map(|i| format!(r#"{{"site": "s{i}", "app": "a{}"}}"#, i % 7))
+            .collect();
+        let run = learn_checked(
+            r#"[{"type": "hash", "fields": ["site", "app"], "bits": 3, "signed": true}]"#,
+            &records,
+        );
+        let FeatureOp::SignedHash(h) = &run.set.operators()[0] else {
+            unreachable!()
+        };
+        assert!(h.is_signed());
+        let mut signs = [0usize; 2];
+        for (i, (_, indices, values)) in run.rows.iter().enumerate() {
+            let site = format!("s{i}");
+            let app = format!("a{}", i % 7);
+            let mut expected = vec![
+                (h.coordinate(0, &site).unwrap(), h.sign(0, &site).unwrap()),
+                (h.coordinate(1, &app).unwrap(), h.sign(1, &app).unwrap()),
+            ];
+            expected.sort_by_key(|e| e.0);
+            if expected[0].0 == expected[1].0 {
+                expected = vec![(expected[0].0, expected[0].1 + expected[1].1)];
+            }
+            let got: Vec<(u32, f64)> = indices
+                .iter()
+                .copied()
+                .zip(values.iter().copied())
+                .collect();
+            assert_eq!(got, expected, "row {i}");
+            signs[usize::from(h.sign(0, &site).unwrap() > 0.0)] += 1;
+        }
+        assert!(signs[0] > 50 && signs[1] > 50, "{signs:?}");
     }
 }

@@ -2,7 +2,7 @@
 
 use arrow_array::{Array, Float64Array, RecordBatch};
 
-use super::{column, resolve_columns, Operator};
+use super::{column, resolve_columns, skipped, Operator};
 use crate::error::{FeatureError, Result};
 use crate::schema::{FieldType, Schema};
 
@@ -142,30 +142,62 @@ impl StandardScaler {
     }
 
     /// Updates with each row, then writes the row's scaled values (row `i` sees rows `0..=i`).
+    #[cfg(test)]
     pub(crate) fn learn_transform(
         &mut self,
         batch: &RecordBatch,
         dense: &mut [f64],
         width: usize,
     ) -> Result<()> {
-        for j in 0..self.fields.len() {
-            let values = column::<Float64Array>(batch, self.columns[j])?;
-            run::<true>(&mut self.moments[j], values, dense, self.offset + j, width);
-        }
-        Ok(())
+        self.learn_transform_skipping(batch, &[], dense, width)
     }
 
     /// Writes scaled values with the current state, leaving it unchanged.
+    #[cfg(test)]
     pub(crate) fn transform(
         &self,
         batch: &RecordBatch,
         dense: &mut [f64],
         width: usize,
     ) -> Result<()> {
+        self.transform_skipping(batch, &[], dense, width)
+    }
+
+    /// `learn_transform` where rows flagged in `skip` (refused by another operator) are
+    /// treated like nulls: 0.0, no update.
+    pub(crate) fn learn_transform_skipping(
+        &mut self,
+        batch: &RecordBatch,
+        skip: &[bool],
+        dense: &mut [f64],
+        width: usize,
+    ) -> Result<()> {
+        for j in 0..self.fields.len() {
+            let values = column::<Float64Array>(batch, self.columns[j])?;
+            run::<true>(
+                &mut self.moments[j],
+                values,
+                skip,
+                dense,
+                self.offset + j,
+                width,
+            );
+        }
+        Ok(())
+    }
+
+    /// `transform` with `skip` as in `learn_transform_skipping`.
+    pub(crate) fn transform_skipping(
+        &self,
+        batch: &RecordBatch,
+        skip: &[bool],
+        dense: &mut [f64],
+        width: usize,
+    ) -> Result<()> {
         for j in 0..self.fields.len() {
             let values = column::<Float64Array>(batch, self.columns[j])?;
             let mut frozen = self.moments[j];
-            run::<false>(&mut frozen, values, dense, self.offset + j, width);
+            run::<false>(&mut frozen, values, skip, dense, self.offset + j, width);
         }
         Ok(())
     }
@@ -179,6 +211,7 @@ impl StandardScaler {
 fn run<const LEARN: bool>(
     moments: &mut Moments,
     values: &Float64Array,
+    skip: &[bool],
     dense: &mut [f64],
     at: usize,
     width: usize,
@@ -189,7 +222,7 @@ fn run<const LEARN: bool>(
     let mut m = *moments;
     let out = out.iter_mut().step_by(width.max(1));
     match values.nulls().filter(|n| n.null_count() > 0) {
-        None => {
+        None if skip.is_empty() => {
             for (o, &x) in out.zip(values.values().iter()) {
                 if LEARN {
                     m.update(x);
@@ -197,9 +230,9 @@ fn run<const LEARN: bool>(
                 *o = m.scale(x);
             }
         }
-        Some(nulls) => {
+        nulls => {
             for (i, (o, &x)) in out.zip(values.values().iter()).enumerate() {
-                if nulls.is_null(i) {
+                if nulls.is_some_and(|n| n.is_null(i)) || skipped(skip, i) {
                     *o = 0.0;
                     continue;
                 }
