@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use eddy_runtime::config::ModelKind;
+use eddy_runtime::config::{ModelKind, RegressionLoss};
 use eddy_runtime::quick::{quick_config, QuickOptions};
 use eddy_runtime::source::FileFormat;
 use eddy_runtime::{presets, Progress, RunOptions, ServingFn, StopHandle, Summary, ValidConfig};
@@ -108,6 +108,24 @@ enum ModelCommand {
 enum ModelArg {
     Logistic,
     Linear,
+    Softmax,
+    Svm,
+    Kmeans,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adagrad,
+    Adam,
+    Ftrl,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Squared,
+    Huber,
+    EpsilonInsensitive,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,7 +156,28 @@ struct RunArgs {
     #[arg(long)]
     learning_rate: Option<f64>,
     #[arg(long)]
+    l1: Option<f64>,
+    #[arg(long)]
     l2: Option<f64>,
+    /// Quick mode: the optimizer of linear, logistic, softmax and SVM models.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Quick mode: the loss of a linear model.
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// Quick mode, k-means: number of clusters.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Quick mode, k-means: forget old points with this half-life, in events.
+    #[arg(long)]
+    half_life: Option<f64>,
+    /// Quick mode, k-means: warm-start the centres with k-means++ on the first N events.
+    #[arg(long)]
+    warm_start: Option<usize>,
+    /// Quick mode, k-means: a reference label column, scored by the adjusted Rand index and never
+    /// used as a feature.
+    #[arg(long)]
+    label: Option<String>,
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
     /// Quick mode: serve the live model on this address (loopback by default when given).
@@ -203,7 +242,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { file } => {
             let valid = eddy_runtime::load(&file)?;
             println!(
-                "{}: ok ({} feature operator(s), {} model on {:?})",
+                "{}: ok ({} feature operator(s), {} model, target {:?})",
                 file.display(),
                 valid.config.features.len(),
                 valid.spec.name,
@@ -235,29 +274,56 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eddy_runtime::config::parse(&text, &file.display().to_string())?
         }
         (None, Some(input)) => {
-            let Some(target) = &args.target else {
-                bail!("quick mode needs --target FIELD")
+            let model = match args.model {
+                ModelArg::Logistic => ModelKind::Logistic,
+                ModelArg::Linear => ModelKind::Linear,
+                ModelArg::Softmax => ModelKind::Softmax,
+                ModelArg::Svm => ModelKind::Svm,
+                ModelArg::Kmeans => ModelKind::Kmeans,
             };
-            quick_config(&QuickOptions {
-                input: input.clone(),
-                target: target.clone(),
-                model: match args.model {
-                    ModelArg::Logistic => ModelKind::Logistic,
-                    ModelArg::Linear => ModelKind::Linear,
-                },
-                format: args.format.map(|f| match f {
-                    FormatArg::Jsonl => FileFormat::Jsonl,
-                    FormatArg::Csv => FileFormat::Csv,
-                }),
-                key_field: args.key.clone(),
-                checkpoint_dir: args.checkpoint_dir.clone(),
-                serve: args.serve,
-                predictions: args.predictions.clone(),
-                dead_letters: args.dead_letters.clone(),
-                batch_size: args.batch_size,
-                learning_rate: args.learning_rate,
-                l2: args.l2,
-            })?
+            let target = match (model, &args.target, &args.label) {
+                (ModelKind::Kmeans, None, label) => label.as_deref(),
+                (ModelKind::Kmeans, Some(_), _) => {
+                    bail!("k-means takes --label (optional), not --target")
+                }
+                (_, Some(target), None) => Some(target.as_str()),
+                (_, _, Some(_)) => {
+                    bail!("--label is for --model kmeans; other models take --target")
+                }
+                (_, None, None) => bail!("quick mode needs --target FIELD"),
+            };
+            let mut options = QuickOptions::new(input, target, model);
+            options.format = args.format.map(|f| match f {
+                FormatArg::Jsonl => FileFormat::Jsonl,
+                FormatArg::Csv => FileFormat::Csv,
+            });
+            options.key_field = args.key.clone();
+            options.checkpoint_dir = args.checkpoint_dir.clone();
+            options.serve = args.serve;
+            options.predictions = args.predictions.clone();
+            options.dead_letters = args.dead_letters.clone();
+            options.batch_size = args.batch_size;
+            options.learning_rate = args.learning_rate;
+            options.l1 = args.l1;
+            options.l2 = args.l2;
+            options.optimizer = args.optimizer.map(|o| {
+                match o {
+                    OptimizerArg::Sgd => "sgd",
+                    OptimizerArg::Adagrad => "adagrad",
+                    OptimizerArg::Adam => "adam",
+                    OptimizerArg::Ftrl => "ftrl",
+                }
+                .to_owned()
+            });
+            options.loss = args.loss.map(|l| match l {
+                LossArg::Squared => RegressionLoss::Squared,
+                LossArg::Huber => RegressionLoss::Huber,
+                LossArg::EpsilonInsensitive => RegressionLoss::EpsilonInsensitive,
+            });
+            options.k = args.k;
+            options.half_life = args.half_life;
+            options.warm_start = args.warm_start;
+            quick_config(&options)?
         }
     };
     if let (Some(dir), Some(checkpoint)) = (&args.checkpoint_dir, config.checkpoint.as_mut()) {

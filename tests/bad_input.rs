@@ -78,13 +78,11 @@ fn each_kind_of_bad_json_record_is_dead_lettered() -> anyhow::Result<()> {
     assert_eq!(letters[1]["field"], "y");
 
     let checkpoint = latest_checkpoint(&dir.path().join("ckpt"))?;
-    assert!(checkpoint
-        .model
-        .learner
+    assert!(common::linear(&checkpoint.model)
         .weights()
         .iter()
         .all(|w| w.is_finite()));
-    assert!(checkpoint.model.learner.intercept().is_finite());
+    assert!(common::linear(&checkpoint.model).intercept().is_finite());
     Ok(())
 }
 

@@ -140,16 +140,12 @@ fn sigkill_and_resume_is_bit_identical_to_an_unbroken_run() -> anyhow::Result<()
     let cb = latest_checkpoint(&broken.join("ckpt"))?;
     assert_eq!(ca.model, cb.model, "model state differs after recovery");
     assert_eq!(ca.counters, cb.counters);
-    let wa: Vec<u64> = ca
-        .model
-        .learner
+    let wa: Vec<u64> = common::linear(&ca.model)
         .weights()
         .iter()
         .map(|w| w.to_bits())
         .collect();
-    let wb: Vec<u64> = cb
-        .model
-        .learner
+    let wb: Vec<u64> = common::linear(&cb.model)
         .weights()
         .iter()
         .map(|w| w.to_bits())

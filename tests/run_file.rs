@@ -48,9 +48,7 @@ fn quick_mode_learns_a_file_checkpoints_and_summarises() -> anyhow::Result<()> {
     let checkpoint = latest_checkpoint(&ckpt)?;
     assert_eq!(checkpoint.counters.learned, 20_000);
     assert_eq!(checkpoint.model.events_learned, 20_000);
-    assert!(checkpoint
-        .model
-        .learner
+    assert!(common::linear(&checkpoint.model)
         .weights()
         .iter()
         .all(|w| w.is_finite()));

@@ -1,9 +1,17 @@
-//! Per-event throughput of the hot paths: progressive SGD steps (dense, hashed sparse) and metrics.
+//! Per-event throughput of the hot paths: progressive SGD steps (dense, hashed sparse), hashed
+//! FTRL-Proximal, streaming k-means, and metrics.
+//!
+//! Targets from the issue: dense logistic, 10 features, SGD >= 20M events/s
+//! (`predict_learn_one/dense_logistic/10`); hashed logistic, 2^22 weights, 8 active, FTRL >= 5M
+//! events/s (`predict_learn_one/ftrl_logistic_2^22/8`); streaming k-means, k = 8, 16 dims >= 10M
+//! points/s (`learn_one/streaming_kmeans/k8_d16`).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use eddy_ml::{FeatureVec, Learner, LinearModel, Loss, ProgressiveMetrics, Task};
+use eddy_ml::{
+    FeatureVec, Learner, LinearModel, Loss, Optimizer, ProgressiveMetrics, StreamingKMeans, Task,
+};
 use ndarray::ArrayView1;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -88,6 +96,86 @@ fn sparse_logistic(c: &mut Criterion) {
     group.finish();
 }
 
+fn ftrl_logistic(c: &mut Criterion) {
+    let dim = 1usize << 22;
+    let mut group = c.benchmark_group("predict_learn_one/ftrl_logistic_2^22");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for active in [8usize, 32] {
+        let mut r = rng();
+        let idx: Vec<u32> = (0..EVENTS * active)
+            .map(|_| r.gen_range(0..dim as u32))
+            .collect();
+        let val: Vec<f64> = (0..EVENTS * active)
+            .map(|_| r.gen_range(-1.0..1.0))
+            .collect();
+        let ys: Vec<f64> = (0..EVENTS)
+            .map(|_| f64::from(u8::from(r.gen::<bool>())))
+            .collect();
+        let params = LinearModel::params(Loss::Logistic)
+            .optimizer(Optimizer::ftrl())
+            .l1(1e-4)
+            .l2(1e-4)
+            .check()
+            .expect("valid params");
+        let mut model = params.build(dim);
+        group.bench_with_input(BenchmarkId::from_parameter(active), &active, |b, &k| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for ((i, v), &y) in idx.chunks_exact(k).zip(val.chunks_exact(k)).zip(&ys) {
+                    let x = FeatureVec::sparse(black_box(i), black_box(v));
+                    sum += model
+                        .predict_learn_one(&x, black_box(y), 1.0)
+                        .expect("valid event");
+                }
+                black_box(sum)
+            });
+        });
+    }
+    group.finish();
+}
+
+fn streaming_kmeans(c: &mut Criterion) {
+    let mut group = c.benchmark_group("learn_one/streaming_kmeans");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for (k, d) in [(8usize, 16usize), (32, 16)] {
+        let mut r = rng();
+        // points around k well-separated centres, so assignments are realistic
+        let centres: Vec<f64> = (0..k * d).map(|_| r.gen_range(-10.0..10.0)).collect();
+        let xs: Vec<f64> = (0..EVENTS)
+            .flat_map(|_| {
+                let c = r.gen_range(0..k);
+                let row: Vec<f64> = centres[c * d..(c + 1) * d]
+                    .iter()
+                    .map(|m| m + r.gen_range(-1.0..1.0))
+                    .collect();
+                row
+            })
+            .collect();
+        let mut model = StreamingKMeans::params(k)
+            .half_life(10_000.0, eddy_ml::HalfLifeUnit::Events)
+            .check()
+            .expect("valid params")
+            .build(d);
+        for x in xs.chunks_exact(d) {
+            model
+                .learn_one(&FeatureVec::dense(ArrayView1::from(x)))
+                .expect("valid point");
+        }
+        let id = BenchmarkId::from_parameter(format!("k{k}_d{d}"));
+        group.bench_with_input(id, &d, |b, &d| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for x in xs.chunks_exact(d) {
+                    let x = FeatureVec::dense(ArrayView1::from(black_box(x)));
+                    sum += model.learn_one(&x).expect("valid point").1;
+                }
+                black_box(sum)
+            });
+        });
+    }
+    group.finish();
+}
+
 fn metrics_binary(c: &mut Criterion) {
     let mut group = c.benchmark_group("progressive_metrics/update_binary");
     group.throughput(Throughput::Elements(EVENTS as u64));
@@ -112,5 +200,12 @@ fn metrics_binary(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dense_logistic, sparse_logistic, metrics_binary);
+criterion_group!(
+    benches,
+    dense_logistic,
+    sparse_logistic,
+    ftrl_logistic,
+    streaming_kmeans,
+    metrics_binary
+);
 criterion_main!(benches);

@@ -43,7 +43,7 @@ fn progressive(loss: Loss, eta0: f64, schedule: Schedule, scale: f64, seed: u64)
         let margin: f64 = x.iter().zip(&W).map(|(x, w)| x * w * scale).sum::<f64>() + 0.3;
         let y = match loss {
             Loss::Logistic => f64::from(u8::from(rng.gen::<f64>() < 1.0 / (1.0 + (-margin).exp()))),
-            Loss::Squared => margin + 0.5 * normal(&mut rng),
+            _ => margin + 0.5 * normal(&mut rng),
         };
         match model.predict_learn_one(&FeatureVec::dense(x.view()), y, 1.0) {
             Ok(p) => metrics.update(y, p),

@@ -35,11 +35,22 @@ pub enum MlError {
     ShapeMismatch { rows: usize, len: usize },
     /// A label outside the loss's domain, e.g. y = -1 for the logistic loss (which expects y in [0,
     /// 1]).
-    #[error("label y must be in [0, 1] for the logistic loss, got {y}")]
+    #[error("label y must be in the loss's domain ([0, 1] for logistic, 0 or 1 for hinge, a known class for softmax), got {y}")]
     InvalidLabel { y: f64 },
     /// A negative event weight would turn a descent step into an ascent step.
     #[error("event weight must be finite and >= 0, got {weight}")]
     InvalidWeight { weight: f64 },
+    /// An input coordinate beyond the range a learner accepts (k-means bounds `|x_j|` so squared
+    /// distances cannot overflow); the model was not changed.
+    #[error("{what} must be within +-{limit}, got {value}")]
+    OutOfRange {
+        what: &'static str,
+        value: f64,
+        limit: f64,
+    },
+    /// An input form this learner cannot use, e.g. sparse entries for k-means.
+    #[error("unsupported input: {what}")]
+    Unsupported { what: &'static str },
     /// A deserialised model or parameter set whose state breaks an invariant (e.g. a corrupted
     /// artifact).
     #[error("invalid state: {what}, got {value}")]

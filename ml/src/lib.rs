@@ -8,12 +8,22 @@
 //! * [`Learner`] is the online-learning trait: `predict_one`, `learn_one` and the
 //!   progressive-validation step `predict_learn_one` (predict first, then learn), with batch forms
 //!   over `ndarray` views.
-//! * [`LinearModel`] implements it for linear ([`Loss::Squared`]) and logistic ([`Loss::Logistic`])
-//!   regression trained by plain SGD with a step-size [`Schedule`] and lazily applied L2 decay. Its
-//!   hyperparameters follow linfa: [`LinearModel::params`] returns an [`SgdParams`] builder,
-//!   `check()` turns it into [`SgdValidParams`], and only those `build` a model.
+//! * [`LinearModel`] implements it for linear regression ([`Loss::Squared`], [`Loss::Huber`],
+//!   [`Loss::EpsilonInsensitive`]), logistic regression ([`Loss::Logistic`]) and a linear SVM
+//!   ([`Loss::Hinge`]), trained by SGD with a step-size [`Schedule`] and lazily applied L2 decay,
+//!   or by AdaGrad, Adam or FTRL-Proximal ([`Optimizer`]), with L1/L2, gradient clipping and event
+//!   weights. Its hyperparameters follow linfa: [`LinearModel::params`] returns an [`SgdParams`]
+//!   builder, `check()` turns it into [`SgdValidParams`], and only those `build` a model.
+//! * [`SoftmaxModel`] is multiclass logistic regression over string labels added as they appear;
+//!   each class is a linear predictor updated by the same code as [`LinearModel`].
+//! * [`StreamingKMeans`] is online k-means with Spark's forgetting rule (decay factor or
+//!   half-life, [`HalfLifeUnit`]), a linfa k-means++ warm start and re-seeding of dying clusters.
+//! * [`PerKey`] keeps one model per key, cloned from a template, bounded by LRU expiry.
+//! * [`AnyModel`] wraps every learner behind one `predict_learn_one(x, `[`Target`]`, weight)` that
+//!   returns a [`Prediction`]; the runtime stores and checkpoints it.
 //! * [`ProgressiveMetrics`] scores the predictions made before learning, over the whole stream and
-//!   over a window of recent events ([`metrics`] holds the metric name constants).
+//!   over a window of recent events, for each [`Task`] ([`metrics`] holds the metric name
+//!   constants).
 //!
 //! Everything is `Send + Sync` and serde-serialisable, so a model or its metrics can be snapshotted
 //! to an artifact and restored bit for bit. Errors are [`MlError`]; a rejected event never changes
@@ -39,19 +49,28 @@
 //! # Ok::<(), eddy_ml::MlError>(())
 //! ```
 
+mod any;
 mod error;
+mod kmeans;
 mod learner;
 mod linear;
 mod loss;
 pub mod metrics;
 mod optim;
+mod perkey;
 #[cfg(test)]
 mod testutil;
 
+pub use any::{AnyModel, Prediction, Target};
 pub use error::{MlError, Result};
+pub use kmeans::{HalfLifeUnit, KMeansParams, KMeansValidParams, StreamingKMeans};
 pub use learner::{FeatureVec, Learner};
-pub use linear::{LinearModel, Loss, Schedule, SgdParams, SgdValidParams};
+pub use linear::{
+    LinearModel, Loss, Optimizer, Schedule, SgdParams, SgdValidParams, SoftmaxModel, SoftmaxParams,
+    SoftmaxValidParams,
+};
 pub use metrics::{MetricValues, ProgressiveMetrics, Task};
+pub use perkey::PerKey;
 
 #[cfg(test)]
 mod tests {
@@ -66,5 +85,14 @@ mod tests {
         assert_send_sync::<SgdValidParams>();
         assert_send_sync::<MlError>();
         assert_send_sync::<FeatureVec<'static>>();
+        assert_send_sync::<SoftmaxModel>();
+        assert_send_sync::<SoftmaxValidParams>();
+        assert_send_sync::<StreamingKMeans>();
+        assert_send_sync::<KMeansValidParams>();
+        assert_send_sync::<PerKey<AnyModel>>();
+        assert_send_sync::<AnyModel>();
+        assert_send_sync::<Prediction>();
+        assert_send_sync::<Target<'static>>();
+        assert_send_sync::<Optimizer>();
     }
 }

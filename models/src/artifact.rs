@@ -36,7 +36,7 @@ pub struct ArtifactMeta {
     pub eddy_version: String,
     pub events_learned: u64,
     pub task: Task,
-    pub target: String,
+    pub target: Option<String>,
     pub key_field: Option<String>,
     pub features: Vec<FeatureConfig>,
     /// The pipeline's model section as configured (learner, optimizer, hyper-parameters).
@@ -105,7 +105,7 @@ impl Artifact {
         ModelSpec::new(
             &self.meta.name,
             &self.meta.features,
-            &self.meta.target,
+            self.meta.target.as_deref(),
             self.meta.task,
             self.meta.key_field.as_deref(),
         )
@@ -234,9 +234,12 @@ pub(crate) mod tests {
                 seed: 0,
             },
         ];
-        let spec = ModelSpec::new("clicks", &features, "y", Task::Binary, None).expect("spec");
-        let params = LinearModel::params(Loss::Logistic).check().expect("params");
-        let mut model = TrainedModel::new(&spec, &params, 10).expect("model");
+        let spec =
+            ModelSpec::new("clicks", &features, Some("y"), Task::Binary, None).expect("spec");
+        let params = crate::LearnerParams::Linear(
+            LinearModel::params(Loss::Logistic).check().expect("params"),
+        );
+        let mut model = TrainedModel::new(&spec, &params, None, 10).expect("model");
         let mut builder = spec.batch_builder();
         for i in 0..40 {
             let line = format!(r#"{{"a": {i}, "c": "v{}", "y": {}}}"#, i % 3, i % 2);

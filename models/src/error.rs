@@ -13,6 +13,8 @@ pub enum ModelError {
         "target field {field:?} is also used as a feature; a model must not see its own label"
     )]
     TargetIsFeature { field: String },
+    #[error("model: a target field is required for this learner (only k-means can do without)")]
+    MissingTarget,
     #[error("binding the HTTP server to {addr}: {source}")]
     Bind {
         addr: String,

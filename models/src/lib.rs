@@ -12,12 +12,12 @@
 //! use std::sync::Arc;
 //! use eddy_features::{FeatureConfig, Field, FieldType, Schema};
 //! use eddy_ml::{LinearModel, Loss, Task};
-//! use eddy_models::{ModelHandle, ModelSpec, TrainedModel};
+//! use eddy_models::{LearnerParams, ModelHandle, ModelSpec, TrainedModel};
 //!
 //! let features = vec![FeatureConfig::StandardScaler { fields: vec!["x".into()] }];
 //! let learner = LinearModel::params(Loss::Logistic).check().expect("default params are valid");
-//! let spec = ModelSpec::new("default", &features, "y", Task::Binary, None).expect("valid spec");
-//! let model = TrainedModel::new(&spec, &learner, 1000).expect("fields resolve");
+//! let spec = ModelSpec::new("default", &features, Some("y"), Task::Binary, None).expect("valid spec");
+//! let model = TrainedModel::new(&spec, &LearnerParams::Linear(learner), None, 1000).expect("fields resolve");
 //! let handle = ModelHandle::new(model.snapshot(Arc::new(spec)));
 //! let answer = handle.load().predict_json(&[br#"{"x": 1.5}"#.as_slice()]).expect("valid instance");
 //! assert_eq!(answer.len(), 1);
@@ -32,6 +32,7 @@ pub mod server;
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use error::{ModelError, Result};
 pub use model::{
-    row_json, InstanceError, ModelHandle, ModelSpec, RowOutcome, ServingSnapshot, TrainedModel,
+    prediction_json, row_json, InstanceError, LearnerParams, Learners, ModelHandle, ModelSpec,
+    RowOutcome, ServingSnapshot, TrainedModel,
 };
 pub use registry::Registry;

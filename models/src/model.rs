@@ -4,16 +4,17 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use arrow_array::{Array, Float64Array};
+use arrow_array::{Array, Float64Array, StringArray};
 use eddy_features::{
     BatchBuilder, DecodeError, DecodeErrorKind, FeatureBatch, FeatureConfig, FeatureSet, Field,
     FieldType, Schema,
 };
 use eddy_ml::{
-    FeatureVec, Learner, LinearModel, MetricValues, MlError, ProgressiveMetrics, SgdValidParams,
-    Task,
+    AnyModel, FeatureVec, KMeansValidParams, MetricValues, MlError, PerKey, Prediction,
+    ProgressiveMetrics, SgdValidParams, SoftmaxValidParams, Target, Task,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::{ModelError, Result};
 
@@ -21,37 +22,50 @@ use crate::error::{ModelError, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     pub name: String,
-    pub target: String,
+    /// The outcome field: the value to predict (supervised tasks) or, for clustering, an optional
+    /// reference label scored by the adjusted Rand index. Never a feature.
+    pub target: Option<String>,
     pub task: Task,
     pub key_field: Option<String>,
     pub feature_configs: Vec<FeatureConfig>,
-    /// Training schema: feature fields, then the target (required), then the key (optional).
+    /// Training schema: feature fields, then the target, then the key (optional).
     pub schema: Arc<Schema>,
     /// The same fields in the same order, with the target optional: requests carry no label.
     pub serving_schema: Arc<Schema>,
 }
 
 impl ModelSpec {
-    /// Resolves the fields that features, target and key need into one schema.
+    /// Resolves the fields that features, target and key need into one schema. Binary and
+    /// regression targets are numbers; class labels and cluster reference labels are strings
+    /// (integers read as their decimal text).
     pub fn new(
         name: &str,
         features: &[FeatureConfig],
-        target: &str,
+        target: Option<&str>,
         task: Task,
         key_field: Option<&str>,
     ) -> Result<ModelSpec> {
         let feature_fields: Vec<Field> = features.iter().flat_map(FeatureConfig::fields).collect();
-        if feature_fields.iter().any(|f| f.name == target) {
-            return Err(ModelError::TargetIsFeature {
-                field: target.to_owned(),
-            });
-        }
         let mut fields = feature_fields;
-        fields.push(Field {
-            name: target.to_owned(),
-            ty: FieldType::Number,
-            required: true,
-        });
+        if let Some(target) = target {
+            if fields.iter().any(|f| f.name == target) {
+                return Err(ModelError::TargetIsFeature {
+                    field: target.to_owned(),
+                });
+            }
+            let (ty, required) = match task {
+                Task::Binary | Task::Regression => (FieldType::Number, true),
+                Task::Multiclass => (FieldType::String, true),
+                Task::Clustering => (FieldType::String, false),
+            };
+            fields.push(Field {
+                name: target.to_owned(),
+                ty,
+                required,
+            });
+        } else if task != Task::Clustering {
+            return Err(ModelError::MissingTarget);
+        }
         if let Some(key) = key_field {
             fields.push(Field {
                 name: key.to_owned(),
@@ -64,14 +78,14 @@ impl ModelSpec {
             .fields()
             .iter()
             .map(|f| Field {
-                required: f.required && f.name != target,
+                required: f.required && Some(f.name.as_str()) != target,
                 ..f.clone()
             })
             .collect();
         let serving_schema = Schema::new(serving_fields)?;
         Ok(ModelSpec {
             name: name.to_owned(),
-            target: target.to_owned(),
+            target: target.map(str::to_owned),
             task,
             key_field: key_field.map(str::to_owned),
             feature_configs: features.to_vec(),
@@ -80,11 +94,9 @@ impl ModelSpec {
         })
     }
 
-    /// Index of the target column in [`ModelSpec::schema`].
-    pub fn target_index(&self) -> usize {
-        self.schema
-            .index_of(&self.target)
-            .expect("the target is always part of the schema")
+    /// Index of the target column in [`ModelSpec::schema`], if the model has one.
+    pub fn target_index(&self) -> Option<usize> {
+        self.target.as_deref().and_then(|t| self.schema.index_of(t))
     }
 
     /// Index of the key column, if the model has a key.
@@ -107,10 +119,99 @@ impl ModelSpec {
 
     fn builder_for(&self, schema: Arc<Schema>) -> BatchBuilder {
         let mut builder = BatchBuilder::new(schema);
-        if self.task == Task::Binary {
-            builder.require_binary(self.target_index());
+        if let (Task::Binary, Some(i)) = (self.task, self.target_index()) {
+            builder.require_binary(i);
         }
         builder
+    }
+}
+
+/// Checked parameters of any learner a pipeline can name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LearnerParams {
+    /// Linear and logistic regression, linear SVM (by the loss).
+    Linear(SgdValidParams),
+    Softmax(SoftmaxValidParams),
+    KMeans(KMeansValidParams),
+}
+
+impl LearnerParams {
+    pub fn build(&self, dim: usize) -> AnyModel {
+        match self {
+            LearnerParams::Linear(p) => AnyModel::Linear(p.build(dim)),
+            LearnerParams::Softmax(p) => AnyModel::Softmax(p.build(dim)),
+            LearnerParams::KMeans(p) => AnyModel::KMeans(p.build(dim)),
+        }
+    }
+}
+
+/// One model, or one model per key (per stock symbol, per station), created from a template on
+/// the key's first event and expired least-recently-used past a bound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Learners {
+    One(AnyModel),
+    PerKey(PerKey<AnyModel>),
+}
+
+impl Learners {
+    /// The model for `key` (the template's fresh copy for an unknown key when per key).
+    fn for_key(&self, key: Option<&str>) -> &AnyModel {
+        match self {
+            Learners::One(m) => m,
+            Learners::PerKey(p) => key.and_then(|k| p.get(k)).unwrap_or(p.template()),
+        }
+    }
+
+    fn for_key_mut(&mut self, key: Option<&str>) -> &mut AnyModel {
+        match self {
+            Learners::One(m) => m,
+            Learners::PerKey(p) => p.get_or_create(key.unwrap_or("")),
+        }
+    }
+
+    /// Models kept, for metadata.
+    pub fn len(&self) -> usize {
+        match self {
+            Learners::One(_) => 1,
+            Learners::PerKey(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The single model, or the per-key template.
+    pub fn primary(&self) -> &AnyModel {
+        match self {
+            Learners::One(m) => m,
+            Learners::PerKey(p) => p.template(),
+        }
+    }
+}
+
+/// A prediction as JSON: a number for regression and binary models, `{"label", "probabilities"}`
+/// for classes, `{"cluster", "distance"}` for clusters.
+pub fn prediction_json(model: &AnyModel, prediction: &Prediction) -> Value {
+    match prediction {
+        Prediction::Value(v) | Prediction::Probability(v) => json!(v),
+        Prediction::Class {
+            index,
+            probabilities,
+        } => {
+            let classes: &[String] = match model {
+                AnyModel::Softmax(m) => m.classes(),
+                _ => &[],
+            };
+            let label = classes.get(*index).cloned();
+            let by_label: serde_json::Map<String, Value> = classes
+                .iter()
+                .zip(probabilities)
+                .map(|(c, p)| (c.clone(), json!(p)))
+                .collect();
+            json!({ "label": label, "probabilities": by_label })
+        }
+        Prediction::Cluster { id, distance } => json!({ "cluster": id, "distance": distance }),
     }
 }
 
@@ -119,16 +220,68 @@ impl ModelSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainedModel {
     pub features: FeatureSet,
-    pub learner: LinearModel,
+    pub learner: Learners,
     pub metrics: ProgressiveMetrics,
     pub events_learned: u64,
 }
 
+/// What became of one row of a batch in [`TrainedModel::learn_batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowOutcome {
+    /// Predicted by the model at `version` (events learned), then learned. `json` is the
+    /// prediction as sinks and the server show it.
+    Learned {
+        prediction: Prediction,
+        json: Value,
+        version: u64,
+    },
+    /// Refused without changing any state.
+    Refused(DecodeError),
+}
+
+fn learner_refusal(e: &MlError) -> DecodeError {
+    DecodeError::record(
+        DecodeErrorKind::OutOfRange,
+        format!("the learner refused the event: {e}"),
+    )
+}
+
+/// The target of `row` as the learner takes it.
+fn target_of<'a>(column: Option<&'a dyn Array>, row: usize) -> Target<'a> {
+    let Some(column) = column else {
+        return Target::Unlabelled;
+    };
+    if column.is_null(row) {
+        return Target::Unlabelled;
+    }
+    if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
+        Target::Number(numbers.value(row))
+    } else if let Some(labels) = column.as_any().downcast_ref::<StringArray>() {
+        Target::Label(labels.value(row))
+    } else {
+        Target::Unlabelled
+    }
+}
+
+fn key_of(column: Option<&StringArray>, row: usize) -> Option<&str> {
+    column.filter(|k| k.is_valid(row)).map(|k| k.value(row))
+}
+
 impl TrainedModel {
-    /// A fresh model for `spec`, with metrics over the whole stream and the last `window` events.
-    pub fn new(spec: &ModelSpec, learner: &SgdValidParams, window: usize) -> Result<TrainedModel> {
+    /// A fresh model for `spec`; with `per_key = Some(max)`, one model per key value, at most
+    /// `max` of them. Metrics cover the whole stream and the last `window` events.
+    pub fn new(
+        spec: &ModelSpec,
+        learner: &LearnerParams,
+        per_key: Option<usize>,
+        window: usize,
+    ) -> Result<TrainedModel> {
         let features = FeatureSet::new(&spec.feature_configs, &spec.schema)?;
-        let learner = learner.build(features.dim());
+        let model = learner.build(features.dim());
+        let learner = match per_key {
+            Some(max) => Learners::PerKey(PerKey::new(model, max)?),
+            None => Learners::One(model),
+        };
         Ok(TrainedModel {
             features,
             learner,
@@ -140,8 +293,8 @@ impl TrainedModel {
     /// Progressive validation over one decoded batch: each row is predicted, then learned.
     /// `on_row` gets each row's outcome: the prediction made before learning it and the model
     /// version (events learned) that made it, or why the row was refused (a late event, a bad
-    /// timestamp, a learner refusal); a refused row changed nothing. Rows with a null target are
-    /// skipped.
+    /// timestamp, a learner refusal); a refused row changed nothing. Supervised rows without a
+    /// target are skipped.
     pub fn learn_batch(
         &mut self,
         spec: &ModelSpec,
@@ -150,32 +303,39 @@ impl TrainedModel {
         mut on_row: impl FnMut(usize, RowOutcome),
     ) -> Result<()> {
         self.features.transform(batch, true, scratch)?;
-        let target = batch
-            .column(spec.target_index())
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("number fields decode to Float64 columns");
+        let target = spec.target_index().map(|i| batch.column(i).as_ref());
+        let keys = spec
+            .key_index()
+            .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
+        let clustering = spec.task == Task::Clustering;
         let mut refused = scratch.rejected().iter().peekable();
         for row in 0..scratch.len() {
             if let Some((_, error)) = refused.next_if(|(r, _)| *r == row) {
                 on_row(row, RowOutcome::Refused(error.clone()));
                 continue;
             }
-            if target.is_null(row) {
+            let y = target_of(target, row);
+            if !clustering && y == Target::Unlabelled {
                 continue;
             }
             let (dense, indices, values) = scratch.row(row);
             let x = FeatureVec::new(dense, indices, values);
-            let y = target.value(row);
             let version = self.events_learned;
-            match self.learner.predict_learn_one(&x, y, 1.0) {
+            let model = self.learner.for_key_mut(key_of(keys, row));
+            match model.predict_learn_one(&x, y, 1.0) {
                 Ok(prediction) => {
-                    self.metrics.update(y, prediction);
+                    let json = prediction_json(model, &prediction);
+                    if clustering {
+                        self.metrics.update_point(&x, &y, &prediction);
+                    } else {
+                        self.metrics.update_prediction(&y, &prediction);
+                    }
                     self.events_learned += 1;
                     on_row(
                         row,
                         RowOutcome::Learned {
                             prediction,
+                            json,
                             version,
                         },
                     );
@@ -206,39 +366,23 @@ impl TrainedModel {
     }
 }
 
-/// What became of one row of a batch in [`TrainedModel::learn_batch`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum RowOutcome {
-    /// Predicted by the model at `version` (events learned), then learned.
-    Learned { prediction: f64, version: u64 },
-    /// Refused without changing any state.
-    Refused(DecodeError),
-}
-
-fn learner_refusal(e: &MlError) -> DecodeError {
-    DecodeError::record(
-        DecodeErrorKind::OutOfRange,
-        format!("the learner refused the event: {e}"),
-    )
-}
-
 /// The decoded fields of one row as a JSON object: what a dead letter can show of a record
 /// refused after decoding (the raw bytes are gone by then).
 pub fn row_json(batch: &arrow_array::RecordBatch, row: usize) -> String {
     let mut object = serde_json::Map::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         let value = if column.is_null(row) {
-            serde_json::Value::Null
+            Value::Null
         } else if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
-            serde_json::json!(numbers.value(row))
-        } else if let Some(strings) = column.as_any().downcast_ref::<arrow_array::StringArray>() {
-            serde_json::json!(strings.value(row))
+            json!(numbers.value(row))
+        } else if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
+            json!(strings.value(row))
         } else {
             continue;
         };
         object.insert(field.name().clone(), value);
     }
-    serde_json::Value::Object(object).to_string()
+    Value::Object(object).to_string()
 }
 
 /// Why one instance of a prediction request was refused.
@@ -275,18 +419,19 @@ pub struct ServingSnapshot {
     pub version: u64,
     pub events_learned: u64,
     pub features: FeatureSet,
-    pub learner: LinearModel,
+    pub learner: Learners,
     pub metrics: MetricValues,
     pub window_metrics: MetricValues,
     pub published_at: SystemTime,
 }
 
 impl ServingSnapshot {
-    /// Predictions for raw JSON instances, decoded and transformed by the training code.
+    /// Predictions for raw JSON instances, decoded and transformed by the training code; each
+    /// as [`prediction_json`] shows it. A per-key model answers with the instance's key's model.
     pub fn predict_json(
         &self,
         instances: &[&[u8]],
-    ) -> std::result::Result<Vec<f64>, InstanceError> {
+    ) -> std::result::Result<Vec<Value>, InstanceError> {
         let mut builder = self.spec.serving_builder();
         for (index, raw) in instances.iter().enumerate() {
             builder
@@ -304,11 +449,18 @@ impl ServingSnapshot {
                 error: error.clone(),
             });
         }
+        let keys = self
+            .spec
+            .key_index()
+            .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
         Ok((0..features.len())
             .map(|row| {
                 let (dense, indices, values) = features.row(row);
-                self.learner
-                    .predict_one(&FeatureVec::new(dense, indices, values))
+                let model = self.learner.for_key(key_of(keys, row));
+                prediction_json(
+                    model,
+                    &model.predict_one(&FeatureVec::new(dense, indices, values)),
+                )
             })
             .collect())
     }
@@ -347,10 +499,10 @@ impl ModelHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_ml::Loss;
+    use eddy_ml::{LinearModel, Loss, SoftmaxModel, StreamingKMeans};
 
-    fn spec() -> ModelSpec {
-        let features = vec![
+    fn features() -> Vec<FeatureConfig> {
+        vec![
             FeatureConfig::StandardScaler {
                 fields: vec!["a".into(), "b".into()],
             },
@@ -359,8 +511,29 @@ mod tests {
                 bits: 4,
                 seed: 0,
             },
-        ];
-        ModelSpec::new("m", &features, "y", Task::Binary, Some("k")).expect("valid spec")
+        ]
+    }
+
+    fn spec() -> ModelSpec {
+        ModelSpec::new("m", &features(), Some("y"), Task::Binary, Some("k")).expect("valid spec")
+    }
+
+    fn logistic() -> LearnerParams {
+        LearnerParams::Linear(LinearModel::params(Loss::Logistic).check().expect("valid"))
+    }
+
+    fn learn(model: &mut TrainedModel, spec: &ModelSpec, lines: &[String]) -> Vec<RowOutcome> {
+        let mut builder = spec.batch_builder();
+        for line in lines {
+            builder.push_json(line.as_bytes()).expect("valid record");
+        }
+        let mut outcomes = Vec::new();
+        model
+            .learn_batch(spec, &builder.finish(), &mut FeatureBatch::new(), |_, o| {
+                outcomes.push(o)
+            })
+            .expect("learns");
+        outcomes
     }
 
     #[test]
@@ -368,8 +541,12 @@ mod tests {
         let features = vec![FeatureConfig::StandardScaler {
             fields: vec!["y".into()],
         }];
-        let err = ModelSpec::new("m", &features, "y", Task::Binary, None).expect_err("must refuse");
+        let err =
+            ModelSpec::new("m", &features, Some("y"), Task::Binary, None).expect_err("must refuse");
         assert!(err.to_string().contains("\"y\""), "{err}");
+        let err =
+            ModelSpec::new("m", &features, None, Task::Regression, None).expect_err("no target");
+        assert!(matches!(err, ModelError::MissingTarget));
     }
 
     #[test]
@@ -382,7 +559,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&spec.schema), names(&spec.serving_schema));
-        let target = &spec.serving_schema.fields()[spec.target_index()];
+        let target = &spec.serving_schema.fields()[spec.target_index().expect("target")];
         assert!(!target.required);
         let a = &spec.serving_schema.fields()[spec.serving_schema.index_of("a").expect("a")];
         assert!(a.required, "features stay required when serving");
@@ -408,29 +585,22 @@ mod tests {
     #[test]
     fn serving_predicts_what_training_would_predict() {
         let spec = Arc::new(spec());
-        let params = LinearModel::params(Loss::Logistic).check().expect("valid");
-        let mut model = TrainedModel::new(&spec, &params, 10).expect("model");
-        let mut builder = spec.batch_builder();
-        for i in 0..50 {
-            let line = format!(
-                r#"{{"a": {}, "b": {}, "c": "v{}", "y": {}}}"#,
-                i,
-                i % 7,
-                i % 3,
-                i % 2
-            );
-            builder.push_json(line.as_bytes()).expect("valid record");
-        }
-        let batch = builder.finish();
-        let mut scratch = FeatureBatch::new();
-        let mut seen = 0;
-        model
-            .learn_batch(&spec, &batch, &mut scratch, |_, outcome| {
-                assert!(matches!(outcome, RowOutcome::Learned { .. }), "{outcome:?}");
-                seen += 1;
+        let mut model = TrainedModel::new(&spec, &logistic(), None, 10).expect("model");
+        let lines: Vec<String> = (0..50)
+            .map(|i| {
+                format!(
+                    r#"{{"a": {}, "b": {}, "c": "v{}", "y": {}}}"#,
+                    i,
+                    i % 7,
+                    i % 3,
+                    i % 2
+                )
             })
-            .expect("learns");
-        assert_eq!(seen, 50);
+            .collect();
+        let outcomes = learn(&mut model, &spec, &lines);
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, RowOutcome::Learned { .. })));
         assert_eq!(model.events_learned, 50);
 
         let handle = ModelHandle::new(model.snapshot(Arc::clone(&spec)));
@@ -438,7 +608,9 @@ mod tests {
         let served = handle
             .load()
             .predict_json(&[raw.as_slice()])
-            .expect("valid")[0];
+            .expect("valid")[0]
+            .as_f64()
+            .expect("number");
 
         let mut frozen_input = spec.serving_builder();
         frozen_input.push_json(raw).expect("valid");
@@ -448,16 +620,115 @@ mod tests {
             .transform(&frozen_input.finish(), false, &mut fb)
             .expect("transform");
         let (d, i, v) = fb.row(0);
-        let direct = model.learner.predict_one(&FeatureVec::new(d, i, v));
+        let direct = match model
+            .learner
+            .primary()
+            .predict_one(&FeatureVec::new(d, i, v))
+        {
+            Prediction::Probability(p) => p,
+            other => panic!("{other:?}"),
+        };
         assert_eq!(served.to_bits(), direct.to_bits());
         assert_eq!(handle.load().version, 50);
     }
 
     #[test]
+    fn per_key_models_learn_and_answer_per_key() {
+        let spec = Arc::new(spec());
+        let mut model = TrainedModel::new(&spec, &logistic(), Some(2), 10).expect("model");
+        // Key "p" always clicks, key "n" never does.
+        let lines: Vec<String> = (0..200)
+            .map(|i| {
+                let (k, y) = if i % 2 == 0 { ("p", 1) } else { ("n", 0) };
+                format!(r#"{{"a": 1, "b": 2, "c": "v", "k": "{k}", "y": {y}}}"#)
+            })
+            .collect();
+        learn(&mut model, &spec, &lines);
+        assert_eq!(model.learner.len(), 2);
+        let snapshot = model.snapshot(Arc::clone(&spec));
+        let ask = |k: &str| {
+            let raw = format!(r#"{{"a": 1, "b": 2, "c": "v", "k": "{k}"}}"#);
+            snapshot.predict_json(&[raw.as_bytes()]).expect("valid")[0]
+                .as_f64()
+                .expect("number")
+        };
+        assert!(ask("p") > 0.9, "{}", ask("p"));
+        assert!(ask("n") < 0.1, "{}", ask("n"));
+        assert!(
+            (ask("new") - 0.5).abs() < 1e-12,
+            "an unknown key gets the untrained template"
+        );
+    }
+
+    #[test]
+    fn softmax_labels_may_be_strings_or_integers() {
+        let spec = Arc::new(
+            ModelSpec::new("m", &features(), Some("y"), Task::Multiclass, None).expect("spec"),
+        );
+        let params = LearnerParams::Softmax(SoftmaxModel::params().check().expect("valid"));
+        let mut model = TrainedModel::new(&spec, &params, None, 10).expect("model");
+        let lines: Vec<String> = (0..300)
+            .map(|i| match i % 3 {
+                0 => format!(r#"{{"a": {}, "b": 0, "c": "u", "y": "cat"}}"#, 5 + i % 2),
+                1 => format!(r#"{{"a": {}, "b": 0, "c": "v", "y": 7}}"#, -5 - i % 2),
+                _ => format!(r#"{{"a": 0, "b": {}, "c": "w", "y": "7"}}"#, -5 - i % 2),
+            })
+            .collect();
+        learn(&mut model, &spec, &lines);
+        let snapshot = model.snapshot(Arc::clone(&spec));
+        let answer = snapshot
+            .predict_json(&[br#"{"a": 5, "b": 0, "c": "u"}"#.as_slice()])
+            .expect("valid");
+        assert_eq!(answer[0]["label"], "cat", "{answer:?}");
+        assert_eq!(
+            answer[0]["probabilities"].as_object().map(|o| o.len()),
+            Some(2),
+            "7 and \"7\" are one class"
+        );
+        assert!(model.metrics.values().iter().any(|(n, _)| *n == "macro_f1"));
+    }
+
+    #[test]
+    fn kmeans_needs_no_target_and_scores_a_reference_label() {
+        let features = vec![FeatureConfig::StandardScaler {
+            fields: vec!["a".into(), "b".into()],
+        }];
+        let spec = Arc::new(
+            ModelSpec::new("m", &features, Some("blob"), Task::Clustering, None).expect("spec"),
+        );
+        let params = LearnerParams::KMeans(StreamingKMeans::params(2).check().expect("valid"));
+        let mut model = TrainedModel::new(&spec, &params, None, 50).expect("model");
+        let lines: Vec<String> = (0..400)
+            .map(|i| {
+                let (c, blob) = if i % 2 == 0 {
+                    (10.0, "x")
+                } else {
+                    (-10.0, "z")
+                };
+                let jitter = ((i * 37) % 11) as f64 / 10.0;
+                format!(
+                    r#"{{"a": {}, "b": {}, "blob": "{blob}"}}"#,
+                    c + jitter,
+                    c - jitter
+                )
+            })
+            .collect();
+        let outcomes = learn(&mut model, &spec, &lines);
+        assert_eq!(outcomes.len(), 400);
+        let values: std::collections::BTreeMap<_, _> =
+            model.metrics.window_values().into_iter().collect();
+        assert!(values["ari"] > 0.99, "{values:?}");
+        assert!(values.contains_key("inertia"));
+        let unlabelled = Arc::new(
+            ModelSpec::new("m", &features, None, Task::Clustering, None).expect("no label needed"),
+        );
+        assert!(unlabelled.target_index().is_none());
+    }
+
+    #[test]
     fn bad_instances_name_their_field() {
         let spec = Arc::new(spec());
-        let params = LinearModel::params(Loss::Logistic).check().expect("valid");
-        let model = TrainedModel::new(&spec, &params, 10).expect("model");
+        let model = TrainedModel::new(&spec, &logistic(), None, 10).expect("model");
         let snapshot = model.snapshot(spec);
         let good = br#"{"a": 1, "b": 2}"#.as_slice();
         let bad = br#"{"a": "one", "b": 2}"#.as_slice();

@@ -192,7 +192,7 @@ mod tests {
         let features = vec![FeatureConfig::StandardScaler {
             fields: vec!["a".into()],
         }];
-        let spec = ModelSpec::new("m", &features, "y", Task::Binary, None).expect("spec");
+        let spec = ModelSpec::new("m", &features, Some("y"), Task::Binary, None).expect("spec");
         let params = LinearModel::params(Loss::Logistic).check().expect("params");
         Checkpoint {
             fingerprint: 7,
@@ -208,7 +208,13 @@ mod tests {
                 learned: records,
                 dead_lettered: 0,
             },
-            model: TrainedModel::new(&spec, &params, 5).expect("model"),
+            model: TrainedModel::new(
+                &spec,
+                &eddy_models::LearnerParams::Linear(params.clone()),
+                None,
+                5,
+            )
+            .expect("model"),
         }
     }
 

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use eddy_features::FeatureConfig;
-use eddy_ml::{LinearModel, Loss, Schedule, SgdValidParams, Task};
-use eddy_models::ModelSpec;
+use eddy_models::{LearnerParams, ModelSpec};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -33,152 +32,9 @@ pub struct PipelineConfig {
     pub export: Option<crate::export::ExportConfig>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// Logistic regression for a 0/1 target.
-    Logistic,
-    /// Linear regression (squared loss) for a numeric target.
-    Linear,
-}
-
-impl ModelKind {
-    pub fn task(self) -> Task {
-        match self {
-            ModelKind::Logistic => Task::Binary,
-            ModelKind::Linear => Task::Regression,
-        }
-    }
-    fn loss(self) -> Loss {
-        match self {
-            ModelKind::Logistic => Loss::Logistic,
-            ModelKind::Linear => Loss::Squared,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduleKind {
-    Constant,
-    InverseScaling,
-    Optimal,
-}
-
-/// `[model.optimizer]`. Unset values take the learner's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum OptimizerConfig {
-    Sgd {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        learning_rate: Option<f64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schedule: Option<ScheduleKind>,
-        /// Exponent of the inverse-scaling schedule (default 0.5).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        power_t: Option<f64>,
-    },
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Sgd {
-            learning_rate: None,
-            schedule: None,
-            power_t: None,
-        }
-    }
-}
-
-fn default_model_name() -> String {
-    "default".to_owned()
-}
-fn default_window() -> usize {
-    1000
-}
-
-/// `[model]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    #[serde(rename = "type")]
-    pub kind: ModelKind,
-    /// The field to predict.
-    pub target: String,
-    /// The name the model is served under.
-    #[serde(default = "default_model_name")]
-    pub name: String,
-    /// A string field copied into each prediction as its key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_field: Option<String>,
-    #[serde(default)]
-    pub optimizer: OptimizerConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub l2: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clip_gradient: Option<f64>,
-    /// Multiplier of the learning rate for the intercept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intercept_learning_rate: Option<f64>,
-    /// Events in the recent window of the progressive metrics.
-    #[serde(default = "default_window")]
-    pub metrics_window: usize,
-}
-
-impl ModelConfig {
-    pub fn new(kind: ModelKind, target: &str) -> ModelConfig {
-        ModelConfig {
-            kind,
-            target: target.to_owned(),
-            name: default_model_name(),
-            key_field: None,
-            optimizer: OptimizerConfig::default(),
-            l2: None,
-            clip_gradient: None,
-            intercept_learning_rate: None,
-            metrics_window: default_window(),
-        }
-    }
-
-    /// The checked learner parameters.
-    pub fn learner_params(&self) -> std::result::Result<SgdValidParams, String> {
-        let mut params = LinearModel::params(self.kind.loss());
-        let OptimizerConfig::Sgd {
-            learning_rate,
-            schedule,
-            power_t,
-        } = &self.optimizer;
-        if let Some(eta) = learning_rate {
-            params = params.learning_rate(*eta);
-        }
-        match schedule {
-            Some(ScheduleKind::Constant) => params = params.schedule(Schedule::Constant),
-            Some(ScheduleKind::Optimal) => params = params.schedule(Schedule::Optimal),
-            Some(ScheduleKind::InverseScaling) => {
-                params = params.schedule(Schedule::InverseScaling {
-                    power_t: power_t.unwrap_or(0.5),
-                })
-            }
-            None if power_t.is_some() => {
-                return Err(
-                    "model.optimizer.power_t: only meaningful with schedule = \"inverse_scaling\""
-                        .into(),
-                )
-            }
-            None => {}
-        }
-        if let Some(l2) = self.l2 {
-            params = params.l2(l2);
-        }
-        if let Some(c) = self.clip_gradient {
-            params = params.clip_gradient(c);
-        }
-        if let Some(f) = self.intercept_learning_rate {
-            params = params.intercept_learning_rate(f);
-        }
-        params.check().map_err(|e| format!("model: {e}"))
-    }
-}
+pub use crate::model_config::{
+    HalfLifeUnitConfig, ModelConfig, ModelKind, OptimizerConfig, RegressionLoss, ScheduleKind,
+};
 
 fn default_keep() -> usize {
     3
@@ -305,7 +161,7 @@ impl Default for ServeConfig {
 pub struct ValidConfig {
     pub config: PipelineConfig,
     pub spec: Arc<ModelSpec>,
-    pub learner: SgdValidParams,
+    pub learner: LearnerParams,
     /// Identifies the features + model sections; a checkpoint resumes only a matching pipeline.
     pub fingerprint: u64,
 }
@@ -317,18 +173,9 @@ impl PipelineConfig {
         for (i, f) in self.features.iter().enumerate() {
             problems.extend(f.validate(i));
         }
-        if self.model.target.trim().is_empty() {
-            problems.push("model.target: empty".into());
-        }
-        if self.model.name.trim().is_empty() || self.model.name.contains('/') {
-            problems.push(format!(
-                "model.name: must be non-empty without '/', got {:?}",
-                self.model.name
-            ));
-        }
-        if self.model.metrics_window == 0 {
-            problems.push("model.metrics_window: must be >= 1, got 0".into());
-        }
+        let model_problems = self.model.validate();
+        let learner_ok = model_problems.is_empty();
+        problems.extend(model_problems);
         if let Some(c) = &self.checkpoint {
             if c.dir.as_os_str().is_empty() {
                 problems.push("checkpoint.dir: empty".into());
@@ -380,15 +227,13 @@ impl PipelineConfig {
         if self.serve.publish_interval_ms == 0 {
             problems.push("serve.publish_interval_ms: must be >= 1, got 0".into());
         }
-        let learner = self
-            .model
-            .learner_params()
-            .map_err(|p| problems.push(p))
-            .ok();
+        let learner = learner_ok
+            .then(|| self.model.learner_params().ok())
+            .flatten();
         let spec = ModelSpec::new(
             &self.model.name,
             &self.features,
-            &self.model.target,
+            self.model.target.as_deref(),
             self.model.kind.task(),
             self.model.key_field.as_deref(),
         )
@@ -482,7 +327,7 @@ address = "127.0.0.1:0"
     fn a_good_file_checks() {
         let config = parse(GOOD, "good.toml").expect("parses");
         let valid = config.check().expect("valid");
-        assert_eq!(valid.spec.target, "y");
+        assert_eq!(valid.spec.target.as_deref(), Some("y"));
         assert_eq!(valid.config.serve.address.port(), 0);
     }
 

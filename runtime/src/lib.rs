@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 pub mod export;
 pub mod metrics;
+mod model_config;
 pub mod pipeline;
 pub mod presets;
 pub mod quick;

@@ -142,7 +142,12 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             c.dead_letters_len,
         ),
         None => (
-            TrainedModel::new(&spec, &valid.learner, config.model.metrics_window)?,
+            TrainedModel::new(
+                &spec,
+                &valid.learner,
+                config.model.per_key.then_some(config.model.max_models),
+                config.model.metrics_window,
+            )?,
             Counters::default(),
             None,
             None,

@@ -41,7 +41,7 @@ pub fn demo(
                 seed: 0,
             },
         ],
-        model: ModelConfig::new(ModelKind::Logistic, "y"),
+        model: ModelConfig::new(ModelKind::Logistic, Some("y")),
         checkpoint: Some(CheckpointConfig {
             dir: dir.join("checkpoints"),
             interval_events: None,
@@ -74,7 +74,7 @@ pub fn bench(input: &Path, checkpoint_dir: &Path, batch_size: usize) -> Pipeline
         features: vec![FeatureConfig::StandardScaler {
             fields: scaled_fields(),
         }],
-        model: ModelConfig::new(ModelKind::Logistic, "y"),
+        model: ModelConfig::new(ModelKind::Logistic, Some("y")),
         checkpoint: Some(CheckpointConfig {
             dir: checkpoint_dir.to_path_buf(),
             interval_events: Some(1_000_000),

@@ -13,7 +13,8 @@ use eddy_features::FeatureConfig;
 use serde_json::Value;
 
 use crate::config::{
-    CheckpointConfig, ModelConfig, ModelKind, OptimizerConfig, PipelineConfig, ServeConfig,
+    CheckpointConfig, ModelConfig, ModelKind, OptimizerConfig, PipelineConfig, RegressionLoss,
+    ServeConfig,
 };
 use crate::error::{Result, RuntimeError};
 use crate::sink::{SinkConfig, SinksConfig};
@@ -26,7 +27,8 @@ pub const QUICK_HASH_BITS: u8 = 18;
 #[derive(Clone, Debug)]
 pub struct QuickOptions {
     pub input: String,
-    pub target: String,
+    /// The field to predict; for k-means the reference label (`--label`), optional there.
+    pub target: Option<String>,
     pub model: ModelKind,
     pub format: Option<FileFormat>,
     pub key_field: Option<String>,
@@ -36,7 +38,40 @@ pub struct QuickOptions {
     pub dead_letters: Option<PathBuf>,
     pub batch_size: usize,
     pub learning_rate: Option<f64>,
+    pub l1: Option<f64>,
     pub l2: Option<f64>,
+    /// `sgd`, `adagrad`, `adam` or `ftrl`.
+    pub optimizer: Option<String>,
+    pub loss: Option<RegressionLoss>,
+    pub k: Option<usize>,
+    pub half_life: Option<f64>,
+    pub warm_start: Option<usize>,
+}
+
+impl QuickOptions {
+    /// Options for `input` with every optional setting unset.
+    pub fn new(input: &str, target: Option<&str>, model: ModelKind) -> QuickOptions {
+        QuickOptions {
+            input: input.to_owned(),
+            target: target.map(str::to_owned),
+            model,
+            format: None,
+            key_field: None,
+            checkpoint_dir: None,
+            serve: None,
+            predictions: None,
+            dead_letters: None,
+            batch_size: 4096,
+            learning_rate: None,
+            l1: None,
+            l2: None,
+            optimizer: None,
+            loss: None,
+            k: None,
+            half_life: None,
+            warm_start: None,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -65,18 +100,20 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
                 .into(),
         })?;
     let fields = first_record_fields(&first, format)?;
-    if !fields.iter().any(|(name, _)| *name == options.target) {
-        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(RuntimeError::Input {
-            path: first,
-            message: format!(
-                "target field {:?} is not in the first record; its fields are {names:?}",
-                options.target
-            ),
-        });
+    let target = options.target.as_deref();
+    if let Some(target) = target {
+        if !fields.iter().any(|(name, _)| name == target) {
+            let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(RuntimeError::Input {
+                path: first,
+                message: format!(
+                    "target field {target:?} is not in the first record; its fields are {names:?}"
+                ),
+            });
+        }
     }
     let is_feature =
-        |name: &str| name != options.target && Some(name) != options.key_field.as_deref();
+        |name: &str| Some(name) != target && Some(name) != options.key_field.as_deref();
     let numbers: Vec<String> = fields
         .iter()
         .filter(|(n, k)| *k == Kind::Number && is_feature(n))
@@ -98,14 +135,30 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
             seed: 0,
         });
     }
-    let mut model = ModelConfig::new(options.model, &options.target);
+    if options.model == ModelKind::Kmeans
+        && features
+            .iter()
+            .any(|f| matches!(f, FeatureConfig::Hash { .. }))
+    {
+        // k-means reads the dense part only: string fields cannot be clustered on.
+        features.retain(|f| !matches!(f, FeatureConfig::Hash { .. }));
+    }
+    let mut model = ModelConfig::new(options.model, target);
     model.key_field = options.key_field.clone();
+    model.l1 = options.l1;
     model.l2 = options.l2;
-    model.optimizer = OptimizerConfig::Sgd {
-        learning_rate: options.learning_rate,
-        schedule: None,
-        power_t: None,
-    };
+    model.loss = options.loss;
+    model.k = options.k;
+    model.half_life = options.half_life;
+    model.warm_start = options.warm_start;
+    let optimizer = options.optimizer.as_deref().unwrap_or("sgd");
+    model.optimizer =
+        OptimizerConfig::named(optimizer, options.learning_rate).ok_or_else(|| {
+            RuntimeError::Input {
+                path: "--optimizer".into(),
+                message: format!("unknown optimizer {optimizer:?}: use sgd, adagrad, adam or ftrl"),
+            }
+        })?;
     Ok(PipelineConfig {
         source: SourceConfig::File(FileSourceConfig {
             path: options.input.clone(),
@@ -221,20 +274,10 @@ mod tests {
     use super::*;
 
     fn options(input: &Path) -> QuickOptions {
-        QuickOptions {
-            input: input.display().to_string(),
-            target: "y".into(),
-            model: ModelKind::Logistic,
-            format: None,
-            key_field: Some("user".into()),
-            checkpoint_dir: None,
-            serve: None,
-            predictions: None,
-            dead_letters: None,
-            batch_size: 4096,
-            learning_rate: None,
-            l2: None,
-        }
+        let mut options =
+            QuickOptions::new(&input.display().to_string(), Some("y"), ModelKind::Logistic);
+        options.key_field = Some("user".into());
+        options
     }
 
     #[test]

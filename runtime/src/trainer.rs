@@ -45,7 +45,7 @@ struct PredictionLine<'a> {
     position: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'a str>,
-    prediction: f64,
+    prediction: &'a serde_json::Value,
     model_version: u64,
 }
 
@@ -169,8 +169,9 @@ impl Trainer {
                 let seq = chunk.seqs[row];
                 match outcome {
                     RowOutcome::Learned {
-                        prediction,
+                        json: prediction,
                         version: model_version,
+                        ..
                     } => {
                         learned += 1;
                         if let Some(sink) = predictions.as_mut() {
@@ -181,7 +182,7 @@ impl Trainer {
                             let record = PredictionLine {
                                 position: seq,
                                 key,
-                                prediction,
+                                prediction: &prediction,
                                 model_version,
                             };
                             if let Err(e) = sink.write_json(&record, line) {
@@ -229,7 +230,7 @@ impl Trainer {
             &batch,
             &mut self.scratch,
             |row, outcome| match outcome {
-                RowOutcome::Learned { prediction, .. } => predictions.push(prediction),
+                RowOutcome::Learned { json, .. } => predictions.push(json),
                 RowOutcome::Refused(error) => {
                     refused.get_or_insert(InstanceError { index: row, error });
                 }

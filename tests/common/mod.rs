@@ -163,3 +163,11 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// The linear model inside a checkpointed single-model pipeline.
+pub fn linear(model: &eddy_models::TrainedModel) -> &eddy_ml::LinearModel {
+    match &model.learner {
+        eddy_models::Learners::One(eddy_ml::AnyModel::Linear(m)) => m,
+        other => panic!("expected one linear model, got {other:?}"),
+    }
+}

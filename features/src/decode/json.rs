@@ -356,7 +356,7 @@ mod tests {
                 "y: expected a number, got an object",
             ),
             (
-                r#"{"x": 1, "app": 3}"#,
+                r#"{"x": 1, "app": 3.5}"#,
                 K::WrongType,
                 Some("app"),
                 "app: expected a string, got a number",

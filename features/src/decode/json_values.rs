@@ -116,11 +116,13 @@ impl<'de> Visitor<'de> for StringSeed<'_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slot, E> {
         self.wrong_type(de::Unexpected::Float(v))
     }
+    // Integers are categories too (class labels, ids, zip codes): they read as their decimal
+    // text, so `3` and `"3"` are the same value. Fractions and booleans stay errors.
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slot, E> {
-        self.wrong_type(de::Unexpected::Signed(v))
+        Ok(self.row.push_str(&v.to_string()))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slot, E> {
-        self.wrong_type(de::Unexpected::Unsigned(v))
+        Ok(self.row.push_str(&v.to_string()))
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Slot, E> {
         self.wrong_type(de::Unexpected::Bool(v))
@@ -150,6 +152,26 @@ mod tests {
         b.push_json(br#"{"x": 18446744073709551615, "y": -9223372036854775808}"#)
             .unwrap();
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn integers_read_as_text_in_string_fields() {
+        let schema = Schema::new(vec![Field::string("label")]).unwrap();
+        let mut b = BatchBuilder::new(Arc::new(schema));
+        b.push_json(br#"{"label": 3}"#).unwrap();
+        b.push_json(br#"{"label": "3"}"#).unwrap();
+        b.push_json(br#"{"label": -12}"#).unwrap();
+        assert!(b.push_json(br#"{"label": 0.5}"#).is_err());
+        let batch = b.finish();
+        let labels = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            [Some("3"), Some("3"), Some("-12")]
+        );
     }
 
     #[test]

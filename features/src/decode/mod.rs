@@ -344,7 +344,7 @@ mod tests {
         b.push_json(br#"{"s": "one", "a": 1, "t": "x"}"#).unwrap();
         // Fails on the last field, after "s" and "a" were already decoded into the scratch.
         let e = b
-            .push_json(br#"{"s": "junk", "a": 2, "b": 3, "t": 4}"#)
+            .push_json(br#"{"s": "junk", "a": 2, "b": 3, "t": true}"#)
             .unwrap_err();
         assert_eq!(
             (e.kind, e.field.as_deref()),

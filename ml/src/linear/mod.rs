@@ -1,30 +1,34 @@
-//! `LinearModel`: linear and logistic regression trained by plain SGD on dense and sparse input.
+//! `LinearModel`: linear regression (squared, Huber, epsilon-insensitive), logistic regression and
+//! a linear SVM (hinge), trained by SGD, AdaGrad, Adam or FTRL on dense and sparse input.
 
+mod core;
 mod params;
+pub(crate) mod softmax;
 
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use self::core::LinearCore;
 use crate::error::{MlError, Result};
 use crate::learner::{FeatureVec, Learner};
-use crate::optim::{ScaledWeights, WEIGHT_LIMIT};
-
 pub use crate::loss::Loss;
-pub use crate::optim::Schedule;
+pub use crate::optim::{Optimizer, Schedule};
 pub use params::{SgdParams, SgdValidParams};
+pub use softmax::{SoftmaxModel, SoftmaxParams, SoftmaxValidParams};
 
-/// A linear model `p = link(w . x + b)` updated by SGD, one event at a time.
+/// A linear model `p = link(w . x + b)` updated one event at a time.
 ///
-/// Each accepted event with step size `eta` (from the schedule) does
+/// Under [`Optimizer::Sgd`] each accepted event with step size `eta` (from the schedule) does
 /// `w <- (1 - eta * l2) * w - eta * weight * clip(dloss/dmargin) * x` and the same step, times
 /// `intercept_learning_rate` and without decay, on the intercept. The decay is applied lazily
 /// through a shared scale, so an event costs O(active entries) even for a 2^22-wide hashed model.
+/// The adaptive optimizers (AdaGrad, Adam, FTRL) update only the active coordinates and their
+/// per-coordinate state; see [`Optimizer`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawLinearModel")]
 pub struct LinearModel {
     params: SgdValidParams,
-    weights: ScaledWeights,
-    intercept: f64,
+    core: LinearCore,
     /// Events learned so far; the next event is step `t + 1`.
     t: u64,
 }
@@ -37,25 +41,30 @@ impl LinearModel {
 
     pub(crate) fn from_params(params: SgdValidParams, dim: usize) -> Self {
         Self {
+            core: LinearCore::new(dim, params.optimizer()),
             params,
-            weights: ScaledWeights::zeros(dim),
-            intercept: 0.0,
             t: 0,
         }
     }
 
     /// Effective weights (scale applied); O(dim).
     pub fn weights(&self) -> Array1<f64> {
-        self.weights.to_array()
+        self.core.weights_array()
     }
 
     /// Effective weight of coordinate `j` in O(1), `None` if `j >= dim`.
     pub fn weight(&self, j: usize) -> Option<f64> {
-        self.weights.get(j)
+        self.core.weight(j)
     }
 
     pub fn intercept(&self) -> f64 {
-        self.intercept
+        self.core.intercept
+    }
+
+    /// Coordinate updates applied so far: the sum over learned events of their active entries
+    /// (dense length + sparse entries). Shows that a sparse event costs only its entries.
+    pub fn coordinate_updates(&self) -> u64 {
+        self.core.updates()
     }
 
     /// Number of events learned.
@@ -74,8 +83,7 @@ impl LinearModel {
     /// `w . x + b`, and whether every entry of `x` addressed a coordinate.
     #[inline]
     fn margin(&self, x: &FeatureVec<'_>) -> (f64, bool) {
-        let (dot, in_range) = self.weights.dot(x);
-        (dot + self.intercept, in_range)
+        self.core.margin(x)
     }
 
     /// Validates the event, then applies one SGD step. `margin`, `in_range` and `p` must come from
@@ -110,7 +118,7 @@ impl LinearModel {
             return Err(MlError::InvalidLabel { y });
         }
         if !in_range {
-            x.check_shape(self.weights.dim())?;
+            x.check_shape(self.core.dim())?;
         }
         // A finite margin also proves every active x_j is finite (inf * w or 0 * inf would have
         // leaked into it).
@@ -123,21 +131,12 @@ impl LinearModel {
 
         let params = &self.params;
         let t = self.t + 1;
-        // eta and the decay depend only on t, so they are computed off the margin -> gradient ->
-        // update dependency chain that bounds the event rate
+        // eta depends only on t, so it is computed off the margin -> gradient -> update dependency
+        // chain that bounds the event rate
         let eta = params.eta(t);
-        if params.l2() > 0.0 {
-            self.weights.decay(1.0 - eta * params.l2());
-        }
         let clip = params.clip_gradient();
         let g = loss.gradient_given(margin, p, y).clamp(-clip, clip);
-        // weight * g first: both finite, so the product is never NaN; inf is clamped away
-        let step = (weight * g * eta).clamp(-f64::MAX, f64::MAX);
-        self.weights.add_scaled(-step, x);
-        if params.fit_intercept() {
-            let b = self.intercept - step * params.intercept_learning_rate();
-            self.intercept = b.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT);
-        }
+        self.core.update(params, t, eta, x, g, weight);
         self.t = t;
         Ok(())
     }
@@ -145,7 +144,7 @@ impl LinearModel {
 
 impl Learner for LinearModel {
     fn dim(&self) -> usize {
-        self.weights.dim()
+        self.core.dim()
     }
 
     #[inline]
@@ -170,13 +169,13 @@ impl Learner for LinearModel {
     }
 }
 
-/// The serialised form of [`LinearModel`], checked on load (params and weights check themselves).
+/// The serialised form of [`LinearModel`], checked on load (params and the core check
+/// themselves).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLinearModel {
     params: SgdValidParams,
-    weights: ScaledWeights,
-    intercept: f64,
+    core: LinearCore,
     t: u64,
 }
 
@@ -184,20 +183,18 @@ impl TryFrom<RawLinearModel> for LinearModel {
     type Error = MlError;
 
     fn try_from(r: RawLinearModel) -> Result<Self> {
-        if !r.intercept.is_finite() {
-            return Err(MlError::InvalidState {
-                what: "intercept must be finite",
-                value: r.intercept,
-            });
-        }
+        r.core.check_optimizer(r.params.optimizer())?;
         Ok(Self {
             params: r.params,
-            weights: r.weights,
-            intercept: r.intercept,
+            core: r.core,
             t: r.t,
         })
     }
 }
 
+#[cfg(test)]
+pub(crate) mod optimizer_tests;
+#[cfg(test)]
+mod oracle_tests;
 #[cfg(test)]
 mod tests;

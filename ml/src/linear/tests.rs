@@ -4,6 +4,7 @@ use ndarray::{Array1, Array2, ShapeBuilder};
 use proptest::prelude::*;
 
 use super::*;
+use crate::optim::WEIGHT_LIMIT;
 use crate::testutil::{dot, Stream, TRUE_B, TRUE_W};
 
 fn dense(x: &[f64]) -> Array1<f64> {
@@ -224,7 +225,7 @@ fn scale_trick_matches_naive_dense_l2() {
         b -= step * p.intercept_learning_rate();
         m.learn_one(&FeatureVec::new(dense(&d).view(), &idx, &val), y, 1.0)
             .unwrap();
-        renormalised |= m.weights.scale() == 1.0 && t > 1;
+        renormalised |= m.core.weights.scale() == 1.0 && t > 1;
     }
     assert!(renormalised, "the test must cross a renormalisation");
     let got = m.weights();
@@ -394,7 +395,7 @@ fn postcard_round_trip_is_bit_identical() {
     assert_eq!(back, m);
 
     let mut bad = m.clone();
-    bad.intercept = f64::NAN;
+    bad.core.intercept = f64::NAN;
     let bytes = postcard::to_stdvec(&bad).unwrap();
     assert!(postcard::from_bytes::<LinearModel>(&bytes).is_err());
 }

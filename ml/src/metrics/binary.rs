@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{mean, Accumulator, MetricValues, ACCURACY, AUC, LOGLOSS};
+use super::{mean, Accumulator, MetricValues, ACCURACY, AUC, F1, LOGLOSS, PRECISION, RECALL};
 use crate::error::MlError;
 use crate::loss::log_loss;
 
@@ -118,6 +118,10 @@ pub(crate) struct BinaryAcc {
     correct: u64,
     log_loss_sum: f64,
     hist: AucHistogram,
+    /// Predicted class 1 (p >= 0.5) and labelled 1 / labelled 0; labelled 1 but predicted 0.
+    true_pos: u64,
+    false_pos: u64,
+    false_neg: u64,
 }
 
 impl Accumulator for BinaryAcc {
@@ -149,6 +153,10 @@ impl Accumulator for BinaryAcc {
         self.correct += u64::from(t.correct);
         self.log_loss_sum += t.log_loss;
         self.hist.add(t.positive, t.bin);
+        let predicted = t.correct == t.positive;
+        self.true_pos += u64::from(predicted && t.positive);
+        self.false_pos += u64::from(predicted && !t.positive);
+        self.false_neg += u64::from(!predicted && t.positive);
     }
 
     #[inline]
@@ -157,6 +165,11 @@ impl Accumulator for BinaryAcc {
         self.correct = self.correct.saturating_sub(u64::from(t.correct));
         self.log_loss_sum -= t.log_loss;
         self.hist.remove(t.positive, t.bin);
+        let predicted = t.correct == t.positive;
+        let sub = |c: &mut u64, yes: bool| *c = c.saturating_sub(u64::from(yes));
+        sub(&mut self.true_pos, predicted && t.positive);
+        sub(&mut self.false_pos, predicted && !t.positive);
+        sub(&mut self.false_neg, !predicted && t.positive);
     }
 
     /// Counts are exact integers; only the log-loss sum can drift. Rebuilding it alone keeps this
@@ -175,6 +188,21 @@ impl Accumulator for BinaryAcc {
             // rounding in the window's add/remove could leave a tiny negative sum
             (LOGLOSS, mean(self.log_loss_sum.max(0.0), self.n)),
             (AUC, self.hist.auc()),
+            (
+                PRECISION,
+                mean(self.true_pos as f64, self.true_pos + self.false_pos),
+            ),
+            (
+                RECALL,
+                mean(self.true_pos as f64, self.true_pos + self.false_neg),
+            ),
+            (
+                F1,
+                mean(
+                    2.0 * self.true_pos as f64,
+                    2 * self.true_pos + self.false_pos + self.false_neg,
+                ),
+            ),
         ]
     }
 }
@@ -222,6 +250,10 @@ mod tests {
         assert!((v[1].1 - ll).abs() < 1e-12, "{} vs {ll}", v[1].1);
         // positives {0.9, 0.4} vs negatives {0.2, 0.6}: 0.9 beats both, 0.4 beats 0.2 -> 3 of 4
         assert_eq!(v[2], (AUC, 0.75));
+        // predicted 1: 0.9 (y=1), 0.6 (y=0) -> precision 1/2; positives 0.9, 0.4 -> recall 1/2
+        assert_eq!(v[3], (PRECISION, 0.5));
+        assert_eq!(v[4], (RECALL, 0.5));
+        assert_eq!(v[5], (F1, 0.5));
     }
 
     #[test]
@@ -254,7 +286,17 @@ mod tests {
     #[test]
     fn undefined_cases_have_nan_free_defaults() {
         let empty = BinaryAcc::default().values();
-        assert_eq!(empty, vec![(ACCURACY, 0.0), (LOGLOSS, 0.0), (AUC, 0.5)]);
+        assert_eq!(
+            empty,
+            vec![
+                (ACCURACY, 0.0),
+                (LOGLOSS, 0.0),
+                (AUC, 0.5),
+                (PRECISION, 0.0),
+                (RECALL, 0.0),
+                (F1, 0.0)
+            ]
+        );
         let one_class = acc_of(&[(1.0, 0.9), (1.0, 0.1)]).values();
         assert_eq!(one_class[2], (AUC, 0.5));
     }

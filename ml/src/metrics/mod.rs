@@ -3,24 +3,43 @@
 //! Each prediction is scored before the learner learns from its event.
 //!
 //! Binary: [`ACCURACY`] (threshold 0.5: `p >= 0.5` predicts class 1), [`LOGLOSS`] (p clipped to
-//! `[1e-15, 1 - 1e-15]`), [`AUC`] (ROC AUC from a 10 000-bin histogram of `p`, see [`AUC_BINS`]).
+//! `[1e-15, 1 - 1e-15]`), [`AUC`] (whole stream: exact pairwise ROC AUC, O(log distinct scores)
+//! per event and O(distinct scores) memory, 48 bytes each; window: from a 10 000-bin histogram of
+//! `p`, see [`AUC_BINS`]),
+//! [`PRECISION`], [`RECALL`], [`F1`] (of class 1 at the 0.5 threshold).
 //! Regression: [`MAE`], [`RMSE`], [`R2`].
+//! Multiclass: [`ACCURACY`], [`LOGLOSS`] (of the true class's probability), [`MACRO_F1`] (mean F1
+//! over the classes that occurred), plus [`ProgressiveMetrics::confusion_matrix`].
+//! Clustering: [`INERTIA`] (mean squared distance to the assigned centre), [`SILHOUETTE`] (on a
+//! seeded reservoir sample of [`SILHOUETTE_SAMPLE`] points, or the most recent ones for the
+//! window; needs [`ProgressiveMetrics::update_point`]), [`ARI`] (adjusted Rand index against the
+//! `Target::Label` of labelled events).
 //!
 //! Values are never NaN. Where a metric is undefined it reports a documented default: every metric
 //! is 0.0 before the first event, AUC is 0.5 while only one class has been seen, and R² is 0.0
 //! while the target has zero variance.
 
 mod binary;
+mod clustering;
+mod exact_auc;
+mod multiclass;
 mod regression;
 mod window;
 
 use serde::{Deserialize, Serialize};
 
 use binary::BinaryAcc;
+use clustering::ClusteringTracker;
+use exact_auc::ExactAuc;
+use multiclass::MulticlassTracker;
 use regression::RegressionAcc;
 use window::Window;
 
+use crate::any::{number_label, parse_binary, Prediction, Target};
+use crate::learner::FeatureVec;
+
 pub use binary::AUC_BINS;
+pub use clustering::SILHOUETTE_SAMPLE;
 
 pub const ACCURACY: &str = "accuracy";
 pub const LOGLOSS: &str = "logloss";
@@ -28,13 +47,23 @@ pub const AUC: &str = "auc";
 pub const MAE: &str = "mae";
 pub const RMSE: &str = "rmse";
 pub const R2: &str = "r2";
+pub const PRECISION: &str = "precision";
+pub const RECALL: &str = "recall";
+pub const F1: &str = "f1";
+pub const MACRO_F1: &str = "macro_f1";
+pub const INERTIA: &str = "inertia";
+pub const SILHOUETTE: &str = "silhouette";
+pub const ARI: &str = "ari";
 
-/// What the predictions are: class-1 probabilities or real values.
+/// What the predictions are: class-1 probabilities, real values, class distributions or cluster
+/// assignments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     Binary,
     Regression,
+    Multiclass,
+    Clustering,
 }
 
 /// Ordered `(name, value)` pairs, names from the constants of this module.
@@ -86,8 +115,11 @@ impl<A: Accumulator> Progressive<A> {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Tracker {
-    Binary(Progressive<BinaryAcc>),
+    /// The whole stream's AUC comes from the exact structure; the window's from the histogram.
+    Binary(Progressive<BinaryAcc>, ExactAuc),
     Regression(Progressive<RegressionAcc>),
+    Multiclass(MulticlassTracker),
+    Clustering(ClusteringTracker),
 }
 
 /// Progressive validation metrics over the whole stream and over the last `window` events.
@@ -110,52 +142,154 @@ impl ProgressiveMetrics {
     /// Metrics for `task`, with a recent window of `window` events (a window of 0 is treated as 1).
     pub fn new(task: Task, window: usize) -> Self {
         let tracker = match task {
-            Task::Binary => Tracker::Binary(Progressive::new(window)),
+            Task::Binary => Tracker::Binary(Progressive::new(window), ExactAuc::new()),
             Task::Regression => Tracker::Regression(Progressive::new(window)),
+            Task::Multiclass => Tracker::Multiclass(MulticlassTracker::new(window)),
+            Task::Clustering => Tracker::Clustering(ClusteringTracker::new(window)),
         };
         Self { tracker }
     }
 
+    /// Scores a [`Prediction`] against its [`Target`], for every task. Pairs that do not fit the
+    /// task (a cluster for a binary tracker, an unlabelled event for a supervised one, an
+    /// unparsable binary label) are ignored. Clustering scores every event (inertia) and uses a
+    /// `Target::Label` for the ARI; the silhouette needs the point, see
+    /// [`update_point`](Self::update_point). Multiclass maps labels to indices in first-seen
+    /// order, the order in which a `SoftmaxModel` fed the same labelled stream adds its classes
+    /// (integers are read as their decimal string, as the model does).
+    pub fn update_prediction(&mut self, y: &Target<'_>, p: &Prediction) {
+        match (&mut self.tracker, p) {
+            (Tracker::Binary(..), Prediction::Probability(q) | Prediction::Value(q)) => {
+                let y = match *y {
+                    Target::Number(v) => v,
+                    Target::Label(s) => match parse_binary(s) {
+                        Ok(v) => v,
+                        Err(_) => return,
+                    },
+                    Target::Unlabelled => return,
+                };
+                self.update(y, *q);
+            }
+            (Tracker::Regression(t), Prediction::Value(q) | Prediction::Probability(q)) => {
+                if let Target::Number(v) = *y {
+                    t.update(v, *q);
+                }
+            }
+            (
+                Tracker::Multiclass(t),
+                Prediction::Class {
+                    index,
+                    probabilities,
+                },
+            ) => match *y {
+                Target::Label(s) => t.update(s, *index, probabilities),
+                Target::Number(v) => {
+                    if let Ok(s) = number_label(v) {
+                        t.update(&s, *index, probabilities);
+                    }
+                }
+                Target::Unlabelled => {}
+            },
+            (Tracker::Clustering(t), Prediction::Cluster { id, distance }) => {
+                let label = match *y {
+                    Target::Label(s) => Some(s),
+                    _ => None,
+                };
+                t.update(*id, *distance, label);
+            }
+            _ => {}
+        }
+    }
+
+    /// [`update_prediction`](Self::update_prediction), and for clustering also adds the event's
+    /// dense features to the silhouette samples.
+    pub fn update_point(&mut self, x: &FeatureVec<'_>, y: &Target<'_>, p: &Prediction) {
+        self.update_prediction(y, p);
+        if let (Tracker::Clustering(t), Prediction::Cluster { id, distance }) =
+            (&mut self.tracker, p)
+        {
+            if distance.is_finite() {
+                let dense = x.dense_part();
+                match dense.as_slice() {
+                    Some(xs) => t.add_point(xs, *id),
+                    None => t.add_point(&dense.to_vec(), *id),
+                }
+            }
+        }
+    }
+
+    /// Multiclass only: the labels by index and the whole-stream confusion matrix (rows = true
+    /// class, columns = predicted class index).
+    pub fn confusion_matrix(&self) -> Option<(&[String], Vec<Vec<u64>>)> {
+        match &self.tracker {
+            Tracker::Multiclass(t) => Some(t.confusion_matrix()),
+            _ => None,
+        }
+    }
+
     /// Scores one prediction `p` against the target `y`. Binary: `y` in {0, 1} and `p` a
-    /// probability of class 1.
+    /// probability of class 1. Multiclass and clustering trackers ignore it (use
+    /// [`update_prediction`](Self::update_prediction)).
     #[inline]
     pub fn update(&mut self, y: f64, p: f64) {
         match &mut self.tracker {
-            Tracker::Binary(t) => t.update(y, p),
+            Tracker::Binary(t, exact) => {
+                if let Some((y, p)) = BinaryAcc::normalize(y, p) {
+                    exact.add(p, y == 1.0);
+                }
+                t.update(y, p)
+            }
             Tracker::Regression(t) => t.update(y, p),
+            Tracker::Multiclass(_) | Tracker::Clustering(_) => {}
         }
     }
 
     /// Number of events scored over the whole stream.
     pub fn count(&self) -> u64 {
         match &self.tracker {
-            Tracker::Binary(t) => t.total.count(),
+            Tracker::Binary(t, _) => t.total.count(),
             Tracker::Regression(t) => t.total.count(),
+            Tracker::Multiclass(t) => t.count(),
+            Tracker::Clustering(t) => t.count(),
         }
     }
 
-    /// Metrics over the whole stream: binary -> accuracy, logloss, auc; regression -> mae, rmse,
-    /// r2.
+    /// Metrics over the whole stream: binary -> accuracy, logloss, auc, precision, recall, f1;
+    /// regression -> mae, rmse, r2; multiclass -> accuracy, logloss, macro_f1; clustering ->
+    /// inertia, silhouette, ari.
     pub fn values(&self) -> MetricValues {
         match &self.tracker {
-            Tracker::Binary(t) => t.total.values(),
+            Tracker::Binary(t, exact) => {
+                let mut v = t.total.values();
+                if let Some(auc) = v.iter_mut().find(|e| e.0 == AUC) {
+                    auc.1 = exact.auc();
+                }
+                v
+            }
             Tracker::Regression(t) => t.total.values(),
+            Tracker::Multiclass(t) => t.values(),
+            Tracker::Clustering(t) => t.values(),
         }
     }
 
     /// The same metrics over the last `window` events.
     pub fn window_values(&self) -> MetricValues {
         match &self.tracker {
-            Tracker::Binary(t) => t.window.values(),
+            Tracker::Binary(t, _) => t.window.values(),
             Tracker::Regression(t) => t.window.values(),
+            Tracker::Multiclass(t) => t.window_values(),
+            Tracker::Clustering(t) => t.window_values(),
         }
     }
 
-    /// The metric to optimise, over the whole stream: log loss for binary, RMSE for regression.
+    /// The metric to optimise, over the whole stream: log loss for binary and multiclass, RMSE
+    /// for regression, inertia for clustering.
     pub fn primary(&self) -> (&'static str, f64) {
         let (name, values) = match &self.tracker {
-            Tracker::Binary(t) => (LOGLOSS, t.total.values()),
+            Tracker::Binary(t, _) => (LOGLOSS, t.total.values()),
             Tracker::Regression(t) => (RMSE, t.total.values()),
+            Tracker::Multiclass(t) => (LOGLOSS, t.values()),
+            Tracker::Clustering(t) => (INERTIA, t.values()),
         };
         let value = values
             .iter()
@@ -166,16 +300,20 @@ impl ProgressiveMetrics {
 
     pub fn task(&self) -> Task {
         match &self.tracker {
-            Tracker::Binary(_) => Task::Binary,
+            Tracker::Binary(..) => Task::Binary,
             Tracker::Regression(_) => Task::Regression,
+            Tracker::Multiclass(_) => Task::Multiclass,
+            Tracker::Clustering(_) => Task::Clustering,
         }
     }
 
     /// Size of the recent window in events.
     pub fn window(&self) -> usize {
         match &self.tracker {
-            Tracker::Binary(t) => t.window.capacity(),
+            Tracker::Binary(t, _) => t.window.capacity(),
             Tracker::Regression(t) => t.window.capacity(),
+            Tracker::Multiclass(t) => t.capacity(),
+            Tracker::Clustering(t) => t.capacity(),
         }
     }
 }
@@ -190,5 +328,7 @@ pub(crate) fn mean(sum: f64, n: u64) -> f64 {
     }
 }
 
+#[cfg(test)]
+mod task_tests;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,14 @@ use super::*;
 use crate::testutil::Stream;
 
 /// Recomputes the metrics of `events` from scratch with textbook formulas (no shared code with the
-/// accumulators beyond the metric names), AUC by exact pairwise comparison of the histogram bins.
+/// accumulators beyond the metric names), AUC by pairwise comparison of the histogram bins (or of
+/// the exact scores).
 fn recompute(task: Task, events: &[(f64, f64)]) -> MetricValues {
+    recompute_auc(task, events, false)
+}
+
+/// [`recompute`], with the AUC over exact scores (`exact`) or over histogram bins.
+fn recompute_auc(task: Task, events: &[(f64, f64)], exact: bool) -> MetricValues {
     let n = events.len() as f64;
     match task {
         Task::Binary => {
@@ -22,7 +28,13 @@ fn recompute(task: Task, events: &[(f64, f64)]) -> MetricValues {
                 })
                 .sum::<f64>()
                 / n;
-            let b = |p: f64| ((p * 10_000.0) as usize).min(9_999);
+            let b = |p: f64| {
+                if exact {
+                    p.to_bits() as usize
+                } else {
+                    ((p * 10_000.0) as usize).min(9_999)
+                }
+            };
             let (mut good, mut pairs) = (0.0, 0.0);
             for &(_, sp) in events.iter().filter(|e| e.0 == 1.0) {
                 for &(_, sn) in events.iter().filter(|e| e.0 == 0.0) {
@@ -35,7 +47,24 @@ fn recompute(task: Task, events: &[(f64, f64)]) -> MetricValues {
                 }
             }
             let auc = if pairs > 0.0 { good / pairs } else { 0.5 };
-            vec![(ACCURACY, acc), (LOGLOSS, ll), (AUC, auc)]
+            let count = |f: &dyn Fn(bool, bool) -> bool| {
+                events
+                    .iter()
+                    .filter(|(y, p)| f(*y == 1.0, *p >= 0.5))
+                    .count() as f64
+            };
+            let tp = count(&|y, p| y && p);
+            let fp = count(&|y, p| !y && p);
+            let fneg = count(&|y, p| y && !p);
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+            vec![
+                (ACCURACY, acc),
+                (LOGLOSS, ll),
+                (AUC, auc),
+                (PRECISION, ratio(tp, tp + fp)),
+                (RECALL, ratio(tp, tp + fneg)),
+                (F1, ratio(2.0 * tp, 2.0 * tp + fp + fneg)),
+            ]
         }
         Task::Regression => {
             let mae = events.iter().map(|(y, p)| (y - p).abs()).sum::<f64>() / n;
@@ -47,6 +76,7 @@ fn recompute(task: Task, events: &[(f64, f64)]) -> MetricValues {
                 .sum::<f64>();
             vec![(MAE, mae), (RMSE, (sse / n).sqrt()), (R2, 1.0 - sse / sst)]
         }
+        Task::Multiclass | Task::Clustering => unreachable!("scored by update_prediction"),
     }
 }
 
@@ -99,7 +129,7 @@ fn stream_values_equal_recomputation() {
         }
         assert_eq!(m.count(), 2_000);
         assert_eq!(m.task(), task);
-        assert_close(&m.values(), &recompute(task, &events), 1e-12);
+        assert_close(&m.values(), &recompute_auc(task, &events, true), 1e-12);
     }
 }
 

@@ -1,7 +1,10 @@
-//! Optimizer building blocks: step-size schedules and the SGD weight store with lazy L2 decay.
+//! Optimizer building blocks: step-size schedules, the SGD weight store with lazy L2 decay, and
+//! the per-coordinate optimizers.
 
+mod optimizer;
 mod scaled;
 mod schedule;
 
-pub(crate) use scaled::{ScaledWeights, WEIGHT_LIMIT};
+pub use optimizer::Optimizer;
+pub(crate) use scaled::{saturate, soft_threshold, ScaledWeights, WEIGHT_LIMIT};
 pub use schedule::Schedule;

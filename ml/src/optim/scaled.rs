@@ -83,6 +83,21 @@ impl ScaledWeights {
         (self.scale * ((a + b) + (c + d)), in_range)
     }
 
+    /// Soft-thresholds the active coordinates of `x` towards 0 by `amount` (an L1 proximal step
+    /// restricted to the touched coordinates, so it stays O(active entries)).
+    #[inline]
+    pub(crate) fn shrink_active(&mut self, amount: f64, x: &FeatureVec<'_>) {
+        let a = amount / self.scale;
+        let shrink = |v: &mut f64| *v = soft_threshold(*v, a);
+        let n = x.dense_part().len().min(self.v.len());
+        self.v[..n].iter_mut().for_each(shrink);
+        for &i in x.indices() {
+            if let Some(v) = self.v.get_mut(i as usize) {
+                shrink(v);
+            }
+        }
+    }
+
     /// `w *= factor` in O(1); `factor` must be in (0, 1].
     #[inline]
     pub(crate) fn decay(&mut self, factor: f64) {
@@ -143,10 +158,22 @@ fn dense_lanes(v: &[f64], xs: &[f64], acc: &mut [f64; LANES]) {
     }
 }
 
+/// `sign(v) * max(|v| - a, 0)`.
+#[inline]
+pub(crate) fn soft_threshold(v: f64, a: f64) -> f64 {
+    if v > a {
+        v - a
+    } else if v < -a {
+        v + a
+    } else {
+        0.0
+    }
+}
+
 /// Clamps to `[-lim, lim]` with plain comparisons, which vectorise to min/max instructions (the
 /// value is never NaN here).
 #[inline]
-fn saturate(v: f64, lim: f64) -> f64 {
+pub(crate) fn saturate(v: f64, lim: f64) -> f64 {
     let v = if v > lim { lim } else { v };
     if v < -lim {
         -lim

@@ -27,7 +27,7 @@ pub struct LearnRequest {
 /// What the trainer answers: the predictions made before learning each record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnReply {
-    pub predictions: Vec<f64>,
+    pub predictions: Vec<serde_json::Value>,
     pub model_version: u64,
 }
 

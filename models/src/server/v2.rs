@@ -44,7 +44,7 @@ pub(crate) async fn metadata(
         .serving_schema
         .fields()
         .iter()
-        .filter(|f| f.name != s.spec.target)
+        .filter(|f| Some(&f.name) != s.spec.target.as_ref())
         .map(|f| json!({ "name": f.name, "datatype": datatype(f.ty), "shape": [-1], "optional": !f.required }))
         .collect();
     Json(json!({
@@ -168,18 +168,33 @@ pub(crate) async fn infer(
     let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
     let snapshot = handle.load();
     match snapshot.predict_json(&raw) {
-        Ok(predictions) => Json(json!({
-            "model_name": snapshot.spec.name,
-            "model_version": snapshot.version.to_string(),
-            "id": request.id,
-            "outputs": [{
-                "name": "prediction",
-                "datatype": "FP64",
-                "shape": [predictions.len()],
-                "data": predictions,
-            }],
-        }))
-        .into_response(),
+        Ok(predictions) => {
+            // Numbers travel as FP64; class and cluster answers as their JSON text (BYTES).
+            let numeric = predictions.iter().all(Value::is_number);
+            let (datatype, data): (&str, Vec<Value>) = if numeric {
+                ("FP64", predictions)
+            } else {
+                (
+                    "BYTES",
+                    predictions
+                        .iter()
+                        .map(|p| Value::String(p.to_string()))
+                        .collect(),
+                )
+            };
+            Json(json!({
+                "model_name": snapshot.spec.name,
+                "model_version": snapshot.version.to_string(),
+                "id": request.id,
+                "outputs": [{
+                    "name": "prediction",
+                    "datatype": datatype,
+                    "shape": [data.len()],
+                    "data": data,
+                }],
+            }))
+            .into_response()
+        }
         Err(e) => {
             let field = match &e.error.field {
                 Some(f) => format!("inputs.{f}[{}]", e.index),

@@ -1,0 +1,409 @@
+//! `LinearCore`: one weight vector, its intercept and optimizer state, and the one update rule
+//! every linear learner (binary, regression, each softmax class) shares.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MlError, Result};
+use crate::learner::FeatureVec;
+use crate::linear::SgdValidParams;
+use crate::optim::{saturate, soft_threshold, Optimizer, ScaledWeights, WEIGHT_LIMIT};
+
+/// Per-coordinate gradients are clipped to this magnitude, so their squares (at most 1e200) can be
+/// summed for ~1e108 events before an accumulator saturates at `f64::MAX`.
+const GRAD_LIMIT: f64 = 1e100;
+
+/// FTRL's `z` saturates here, far inside `f64` range.
+const Z_LIMIT: f64 = 1e300;
+
+/// Weights, intercept and optimizer state of one linear predictor.
+///
+/// SGD keeps its weights in `weights` (with the lazy L2 scale). The adaptive optimizers keep each
+/// coordinate's weight and state together in `state`, `stride` numbers per coordinate, so one
+/// cache line serves a coordinate's prediction and update: `[w, sum g^2]` for AdaGrad,
+/// `[w, m, v, -]` for Adam, `[w, z, sqrt(n), -]` for FTRL (the root is stored because the update
+/// needs it, which saves a square root per coordinate; the padding aligns coordinates to 32
+/// bytes). `bias` holds the intercept's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawCore")]
+pub(crate) struct LinearCore {
+    dim: usize,
+    stride: usize,
+    pub(crate) weights: ScaledWeights,
+    pub(crate) intercept: f64,
+    state: Vec<f64>,
+    bias: [f64; 2],
+    /// Coordinate updates applied (active entries summed over learned events), which is the work an
+    /// event costs; tests use it to show sparse events touch only their entries.
+    updates: u64,
+}
+
+impl LinearCore {
+    pub(crate) fn new(dim: usize, optimizer: Optimizer) -> Self {
+        let stride = stride(optimizer);
+        Self {
+            dim,
+            stride,
+            weights: ScaledWeights::zeros(if stride == 0 { dim } else { 0 }),
+            intercept: 0.0,
+            state: vec![0.0; dim * stride],
+            bias: [0.0; 2],
+            updates: 0,
+        }
+    }
+
+    /// Rejects a loaded core whose state does not fit `optimizer` (a corrupted artifact).
+    pub(crate) fn check_optimizer(&self, optimizer: Optimizer) -> Result<()> {
+        let (dim, s) = (self.dim, stride(optimizer));
+        let sgd_dim = if s == 0 { dim } else { 0 };
+        if self.stride == s && self.state.len() == dim * s && self.weights.dim() == sgd_dim {
+            Ok(())
+        } else {
+            Err(MlError::InvalidState {
+                what: "optimizer state does not match the optimizer",
+                value: self.state.len() as f64,
+            })
+        }
+    }
+
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Effective weight of coordinate `j`.
+    pub(crate) fn weight(&self, j: usize) -> Option<f64> {
+        if self.stride == 0 {
+            self.weights.get(j)
+        } else {
+            self.state.get(j * self.stride).copied()
+        }
+    }
+
+    /// All effective weights, O(dim).
+    pub(crate) fn weights_array(&self) -> ndarray::Array1<f64> {
+        if self.stride == 0 {
+            self.weights.to_array()
+        } else {
+            self.state.iter().step_by(self.stride).copied().collect()
+        }
+    }
+
+    pub(crate) fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// `w . x + b`, and whether every entry of `x` addressed a coordinate.
+    #[inline]
+    pub(crate) fn margin(&self, x: &FeatureVec<'_>) -> (f64, bool) {
+        let (dot, in_range) = if self.stride == 0 {
+            self.weights.dot(x)
+        } else {
+            self.strided_dot(x)
+        };
+        (dot + self.intercept, in_range)
+    }
+
+    /// `w . x` over the interleaved weights of the adaptive optimizers.
+    #[inline]
+    fn strided_dot(&self, x: &FeatureVec<'_>) -> (f64, bool) {
+        let s = self.stride;
+        let dense = x.dense_part();
+        let (indices, values) = (x.indices(), x.values());
+        let mut in_range = dense.len() <= self.dim && indices.len() == values.len();
+        let mut acc = 0.0;
+        for (w, xj) in self.state.iter().step_by(s).zip(dense.iter()) {
+            acc += w * xj;
+        }
+        for (&i, &xi) in indices.iter().zip(values) {
+            match self.state.get(i as usize * s) {
+                Some(w) => acc += w * xi,
+                None => in_range = false,
+            }
+        }
+        (acc, in_range)
+    }
+
+    /// One update of event `t` (1-based) whose loss has derivative `g` in the margin (clipped,
+    /// finite) and whose event weight is `weight` (finite, >= 0). `eta` is the schedule's step for
+    /// `t`. `x` must have been validated against `dim()`.
+    #[inline]
+    pub(crate) fn update(
+        &mut self,
+        params: &SgdValidParams,
+        t: u64,
+        eta: f64,
+        x: &FeatureVec<'_>,
+        g: f64,
+        weight: f64,
+    ) {
+        match params.optimizer() {
+            Optimizer::Sgd => self.sgd(params, eta, x, g, weight),
+            opt => {
+                // both finite, so the product is never NaN; inf is clamped away
+                let g = (weight * g).clamp(-f64::MAX, f64::MAX);
+                self.adaptive(opt, params, t, eta, x, g)
+            }
+        }
+        self.updates += (x.dense_part().len() + x.indices().len()) as u64;
+    }
+
+    /// Plain SGD with the lazy L2 scale, bit-identical to the original `LinearModel` step.
+    #[inline]
+    fn sgd(&mut self, params: &SgdValidParams, eta: f64, x: &FeatureVec<'_>, g: f64, weight: f64) {
+        if params.l2() > 0.0 {
+            self.weights.decay(1.0 - eta * params.l2());
+        }
+        // weight * g first: both finite, so the product is never NaN; inf is clamped away
+        let step = (weight * g * eta).clamp(-f64::MAX, f64::MAX);
+        self.weights.add_scaled(-step, x);
+        if params.l1() > 0.0 {
+            self.weights.shrink_active(eta * params.l1(), x);
+        }
+        if params.fit_intercept() {
+            let b = self.intercept - step * params.intercept_learning_rate();
+            self.intercept = b.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT);
+        }
+    }
+
+    /// AdaGrad, Adam or FTRL over the active coordinates only. Kept out of line so the SGD path
+    /// that `update` inlines stays as small as before the adaptive optimizers existed.
+    #[inline(never)]
+    fn adaptive(
+        &mut self,
+        opt: Optimizer,
+        params: &SgdValidParams,
+        t: u64,
+        eta: f64,
+        x: &FeatureVec<'_>,
+        g: f64,
+    ) {
+        let (l1, l2) = (params.l1(), params.l2());
+        let rule = Rule::new(opt, t, eta);
+        let s = self.stride;
+        let state = &mut self.state;
+        let mut touch = |j: usize, xj: f64| {
+            if let Some((wj, st)) = state
+                .get_mut(j * s..(j + 1) * s)
+                .and_then(<[f64]>::split_first_mut)
+            {
+                let gj = (g * xj).clamp(-GRAD_LIMIT, GRAD_LIMIT);
+                *wj = rule.step(*wj, gj, st, l1, l2);
+            }
+        };
+        for (j, &xj) in x.dense_part().iter().enumerate() {
+            touch(j, xj);
+        }
+        for (&i, &xi) in x.indices().iter().zip(x.values()) {
+            touch(i as usize, xi);
+        }
+        if params.fit_intercept() && params.intercept_learning_rate() > 0.0 {
+            // the intercept is a coordinate with x = 1, its own state and no penalty; its rate is
+            // scaled by intercept_learning_rate
+            let rule = rule.scaled(params.intercept_learning_rate());
+            let gb = g.clamp(-GRAD_LIMIT, GRAD_LIMIT);
+            self.intercept = rule.step(self.intercept, gb, &mut self.bias, 0.0, 0.0);
+        }
+    }
+}
+
+/// Numbers per coordinate in `state`: the weight, the optimizer's slots, padding to a power of 2.
+fn stride(optimizer: Optimizer) -> usize {
+    match optimizer {
+        Optimizer::Sgd => 0,
+        Optimizer::AdaGrad { .. } => 2,
+        Optimizer::Adam { .. } | Optimizer::Ftrl { .. } => 4,
+    }
+}
+
+/// One event's per-coordinate update rule, with its event-level constants computed once.
+#[derive(Clone, Copy)]
+enum Rule {
+    AdaGrad {
+        eta: f64,
+        eps: f64,
+    },
+    Adam {
+        eta: f64,
+        b1: f64,
+        b2: f64,
+        eps: f64,
+        bc1: f64,
+        bc2: f64,
+    },
+    Ftrl {
+        inv_alpha: f64,
+        beta: f64,
+    },
+    /// Never reached (SGD has its own path); a no-op keeps the match total.
+    Keep,
+}
+
+impl Rule {
+    fn new(opt: Optimizer, t: u64, eta: f64) -> Self {
+        match opt {
+            Optimizer::Sgd => Rule::Keep,
+            Optimizer::AdaGrad { eps } => Rule::AdaGrad { eta, eps },
+            Optimizer::Adam { beta1, beta2, eps } => {
+                let t = t as f64;
+                Rule::Adam {
+                    eta,
+                    b1: beta1,
+                    b2: beta2,
+                    eps,
+                    bc1: 1.0 - beta1.powf(t),
+                    bc2: 1.0 - beta2.powf(t),
+                }
+            }
+            Optimizer::Ftrl { alpha, beta } => Rule::Ftrl {
+                inv_alpha: 1.0 / alpha,
+                beta,
+            },
+        }
+    }
+
+    /// The same rule with its learning rate multiplied by `f`.
+    fn scaled(self, f: f64) -> Self {
+        match self {
+            Rule::AdaGrad { eta, eps } => Rule::AdaGrad { eta: eta * f, eps },
+            Rule::Adam {
+                eta,
+                b1,
+                b2,
+                eps,
+                bc1,
+                bc2,
+            } => Rule::Adam {
+                eta: eta * f,
+                b1,
+                b2,
+                eps,
+                bc1,
+                bc2,
+            },
+            Rule::Ftrl { inv_alpha, beta } => Rule::Ftrl {
+                inv_alpha: inv_alpha / f,
+                beta,
+            },
+            Rule::Keep => Rule::Keep,
+        }
+    }
+
+    /// New value of a weight `w` whose loss gradient is `g` (finite, `|g| <= GRAD_LIMIT`), given
+    /// its state slots. Every intermediate is kept finite, so the result and the state are finite.
+    #[inline]
+    fn step(self, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
+        let new = match (self, st) {
+            (Rule::AdaGrad { eta, eps }, [sum_g2, ..]) => {
+                let g = g + l2 * w;
+                *sum_g2 = (*sum_g2 + g * g).min(f64::MAX);
+                let d = sum_g2.sqrt() + eps;
+                let w = w - (eta * g / d).clamp(-f64::MAX, f64::MAX);
+                if l1 > 0.0 {
+                    soft_threshold(w, (eta * l1 / d).min(f64::MAX))
+                } else {
+                    w
+                }
+            }
+            (
+                Rule::Adam {
+                    eta,
+                    b1,
+                    b2,
+                    eps,
+                    bc1,
+                    bc2,
+                },
+                [m, v, ..],
+            ) => {
+                let g = g + l2 * w;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = (b2 * *v + (1.0 - b2) * g * g).min(f64::MAX);
+                let m_hat = *m / bc1;
+                let v_hat = *v / bc2;
+                let w = w - (eta * m_hat / (v_hat.sqrt() + eps)).clamp(-f64::MAX, f64::MAX);
+                if l1 > 0.0 {
+                    soft_threshold(w, eta * l1)
+                } else {
+                    w
+                }
+            }
+            (Rule::Ftrl { inv_alpha, beta }, [z, sqrt_n, ..]) => {
+                let n_new = (*sqrt_n * *sqrt_n + g * g).min(f64::MAX);
+                let sqrt_new = n_new.sqrt();
+                let sigma = ((sqrt_new - *sqrt_n) * inv_alpha).min(f64::MAX);
+                // sigma * w cannot be NaN: sigma is finite and >= 0, and so is w finite
+                *z = (*z + g - sigma * w).clamp(-Z_LIMIT, Z_LIMIT);
+                *sqrt_n = sqrt_new;
+                ftrl_weight(*z, sqrt_new, inv_alpha, beta, l1, l2)
+            }
+            _ => w,
+        };
+        saturate(new, WEIGHT_LIMIT)
+    }
+}
+
+/// McMahan et al.'s closed form: 0 when `|z| <= l1`, else
+/// `-(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2)`; takes `sqrt(n)` and `1 / alpha`.
+#[inline]
+fn ftrl_weight(z: f64, sqrt_n: f64, inv_alpha: f64, beta: f64, l1: f64, l2: f64) -> f64 {
+    if z.abs() <= l1 {
+        return 0.0;
+    }
+    let num = -(z - l1.copysign(z));
+    let den = (beta + sqrt_n) * inv_alpha + l2;
+    // den = 0 (beta = l2 = 0 before any squared gradient registered) gives +-inf, saturated by the
+    // caller, never NaN since num != 0 here
+    num / den
+}
+
+/// The serialised form of [`LinearCore`], checked on load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCore {
+    dim: usize,
+    stride: usize,
+    weights: ScaledWeights,
+    intercept: f64,
+    state: Vec<f64>,
+    bias: [f64; 2],
+    updates: u64,
+}
+
+impl TryFrom<RawCore> for LinearCore {
+    type Error = MlError;
+
+    fn try_from(r: RawCore) -> Result<Self> {
+        let bad = |what, value| Err(MlError::InvalidState { what, value });
+        if !r.intercept.is_finite() {
+            return bad("intercept must be finite", r.intercept);
+        }
+        // the state's length is checked against the optimizer by `check_optimizer`
+        if let Some(&v) = r.state.iter().find(|v| !v.is_finite()) {
+            return bad("optimizer state must be finite", v);
+        }
+        if let Some(&v) = r.bias.iter().find(|v| !v.is_finite()) {
+            return bad("optimizer state must be finite", v);
+        }
+        if r.stride > 4 || r.state.len() != r.dim * r.stride {
+            return bad(
+                "optimizer state must match the dimension",
+                r.state.len() as f64,
+            );
+        }
+        if r.state
+            .iter()
+            .step_by(r.stride.max(1))
+            .any(|w| w.abs() > WEIGHT_LIMIT)
+        {
+            return bad("weights must be within +-1e150", r.dim as f64);
+        }
+        Ok(Self {
+            dim: r.dim,
+            stride: r.stride,
+            weights: r.weights,
+            intercept: r.intercept,
+            state: r.state,
+            bias: r.bias,
+            updates: r.updates,
+        })
+    }
+}
