@@ -125,6 +125,12 @@ pub enum RegressionLoss {
     EpsilonInsensitive,
 }
 
+/// Adaptive optimizers scale each coordinate's step themselves and take a constant base rate:
+/// 0.1 for AdaGrad (River's default); 0.01 for Adam, where the logistic SGD default of 0.5 made
+/// the click test in `tests/learners.rs` diverge to a log loss of 1.8.
+const ADAGRAD_LEARNING_RATE: f64 = 0.1;
+const ADAM_LEARNING_RATE: f64 = 0.01;
+
 fn default_model_name() -> String {
     "default".to_owned()
 }
@@ -290,10 +296,8 @@ impl ModelConfig {
                     .optimizer(Optimizer::AdaGrad {
                         eps: eps.unwrap_or(default_eps),
                     })
-                    .schedule(Schedule::Constant);
-                if let Some(eta) = learning_rate {
-                    p = p.learning_rate(*eta);
-                }
+                    .schedule(Schedule::Constant)
+                    .learning_rate(learning_rate.unwrap_or(ADAM_LEARNING_RATE));
             }
             OptimizerConfig::Adam {
                 learning_rate,
@@ -315,10 +319,8 @@ impl ModelConfig {
                         beta2: beta2.unwrap_or(b2),
                         eps: eps.unwrap_or(e),
                     })
-                    .schedule(Schedule::Constant);
-                if let Some(eta) = learning_rate {
-                    p = p.learning_rate(*eta);
-                }
+                    .schedule(Schedule::Constant)
+                    .learning_rate(learning_rate.unwrap_or(ADAM_LEARNING_RATE));
             }
             OptimizerConfig::Ftrl { alpha, beta } => {
                 let Optimizer::Ftrl { alpha: a, beta: b } = Optimizer::ftrl() else {

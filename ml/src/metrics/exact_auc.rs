@@ -16,12 +16,13 @@ struct Node {
     right: u32,
 }
 
-/// Pairwise ROC AUC with ties counted half, exact over every event seen.
+/// Pairwise ROC AUC with ties counted half, over every event seen.
 ///
-/// Scores are keyed by the bits of `p` (non-negative floats order like their bits, and `p` is
-/// clamped to [0, 1] before it gets here). Each distinct score is one treap node of 48 bytes, so
-/// memory is O(distinct scores): about 48 MB for a million distinct probabilities (a long stream
-/// of a model with many hashed features can have that many; a coarse model has few). Priorities
+/// Scores are first rounded to a multiple of 2^-20 (about 1e-6), then keyed by the bits of that
+/// value (non-negative floats order like their bits, and `p` is clamped to [0, 1] before it gets
+/// here). So the AUC is exact for every pair of scores more than 2^-20 apart, closer pairs count as
+/// ties, and there are at most 2^20 + 1 distinct keys: each is one treap node of 48 bytes, so the
+/// state never exceeds about 50 MB however long the stream (a coarse model stays far below). Priorities
 /// come from a hash of the key, so the structure, and its serialised form (the sorted
 /// `(score bits, positives, negatives)` list), are deterministic.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +33,13 @@ pub(crate) struct ExactAuc {
     good2: u128,
     n_pos: u64,
     n_neg: u64,
+}
+
+/// Score resolution: 2^20 steps over [0, 1], which bounds the number of distinct keys.
+const STEPS: f64 = (1u64 << 20) as f64;
+
+fn quantize(p: f64) -> f64 {
+    (p * STEPS).round() / STEPS
 }
 
 fn priority(key: u64) -> u64 {
@@ -167,6 +175,7 @@ impl ExactAuc {
 
     /// Adds `count` events of one label at score `p` (in [0, 1]).
     fn add_many(&mut self, p: f64, positive: bool, count: u64) {
+        let p = quantize(p);
         let key = p.to_bits();
         let ((pb, nb, pe, ne), found) = self.rank_and_bump(key, positive, count);
         let c = u128::from(count);
@@ -296,7 +305,7 @@ mod tests {
             };
             let y = s.uniform() < p;
             auc.add(p, y);
-            events.push((y, p));
+            events.push((y, quantize(p)));
             if i % 37 == 0 || i == 599 {
                 assert!((auc.auc() - pairwise(&events)).abs() < 1e-12, "at {i}");
             }
@@ -313,5 +322,25 @@ mod tests {
         assert_eq!(postcard::to_stdvec(&back).unwrap(), bytes);
         let bad = postcard::to_stdvec(&vec![(2.0f64.to_bits(), 1u64, 0u64)]).unwrap();
         assert!(postcard::from_bytes::<ExactAuc>(&bad).is_err());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_score_resolution() {
+        let mut auc = ExactAuc::new();
+        let mut s = 0x1234_5678_9abc_def0u64;
+        for _ in 0..1_500_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let p = (s >> 11) as f64 / (1u64 << 53) as f64;
+            auc.add(p, s & 1 == 1);
+        }
+        assert!(
+            auc.nodes.len() <= (1 << 20) + 1,
+            "{} distinct keys",
+            auc.nodes.len()
+        );
+        // Random labels: an AUC of one half.
+        assert!((auc.auc() - 0.5).abs() < 0.01, "{}", auc.auc());
     }
 }
