@@ -297,7 +297,7 @@ impl ModelConfig {
                         eps: eps.unwrap_or(default_eps),
                     })
                     .schedule(Schedule::Constant)
-                    .learning_rate(learning_rate.unwrap_or(ADAM_LEARNING_RATE));
+                    .learning_rate(learning_rate.unwrap_or(ADAGRAD_LEARNING_RATE));
             }
             OptimizerConfig::Adam {
                 learning_rate,

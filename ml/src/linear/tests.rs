@@ -15,6 +15,7 @@ fn constant(loss: Loss, eta: f64) -> SgdParams {
     LinearModel::params(loss)
         .schedule(Schedule::Constant)
         .learning_rate(eta)
+        .intercept_learning_rate(1.0)
 }
 
 #[test]
