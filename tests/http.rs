@@ -116,6 +116,19 @@ fn serves_validates_and_hot_swaps_the_live_model() -> anyhow::Result<()> {
     }
     let v1 = first["model_version"].as_u64().expect("version");
 
+    // explain: each feature's share of the margin, adding up to the prediction.
+    let explain = json!({"instances": [instance(1.0)], "explain": true}).to_string();
+    let (status, explained) = client.post(predict, &explain)?;
+    assert_eq!(status, 200, "{explained}");
+    let e = &explained["explanations"][0];
+    let margin = e["margin"].as_f64().expect("margin");
+    let p = explained["predictions"][0].as_f64().expect("prediction");
+    assert!(
+        (1.0 / (1.0 + (-margin).exp()) - p).abs() < 1e-9,
+        "{explained}"
+    );
+    assert!(e["contributions"]["x0"].is_number(), "{explained}");
+
     // Training goes on: a later answer comes from a newer model.
     let mut v2 = v1;
     for _ in 0..100 {

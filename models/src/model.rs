@@ -426,12 +426,11 @@ pub struct ServingSnapshot {
 }
 
 impl ServingSnapshot {
-    /// Predictions for raw JSON instances, decoded and transformed by the training code; each
-    /// as [`prediction_json`] shows it. A per-key model answers with the instance's key's model.
-    pub fn predict_json(
+    /// Decodes and transforms request instances with the training code.
+    fn features_of(
         &self,
         instances: &[&[u8]],
-    ) -> std::result::Result<Vec<Value>, InstanceError> {
+    ) -> std::result::Result<(arrow_array::RecordBatch, FeatureBatch), InstanceError> {
         let mut builder = self.spec.serving_builder();
         for (index, raw) in instances.iter().enumerate() {
             builder
@@ -449,6 +448,16 @@ impl ServingSnapshot {
                 error: error.clone(),
             });
         }
+        Ok((batch, features))
+    }
+
+    /// Predictions for raw JSON instances, decoded and transformed by the training code; each
+    /// as [`prediction_json`] shows it. A per-key model answers with the instance's key's model.
+    pub fn predict_json(
+        &self,
+        instances: &[&[u8]],
+    ) -> std::result::Result<Vec<Value>, InstanceError> {
+        let (batch, features) = self.features_of(instances)?;
         let keys = self
             .spec
             .key_index()
@@ -463,6 +472,48 @@ impl ServingSnapshot {
                 )
             })
             .collect())
+    }
+
+    /// For linear models: each instance's margin split into the intercept and one contribution
+    /// (weight × value) per named feature; hashed entries are named by their bucket and summed
+    /// when they share one. `None` when the model is not linear.
+    pub fn explain_json(
+        &self,
+        instances: &[&[u8]],
+    ) -> std::result::Result<Option<Vec<Value>>, InstanceError> {
+        let (batch, features) = self.features_of(instances)?;
+        let keys = self
+            .spec
+            .key_index()
+            .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
+        let names = self.features.describe();
+        let mut out = Vec::with_capacity(features.len());
+        for row in 0..features.len() {
+            let AnyModel::Linear(model) = self.learner.for_key(key_of(keys, row)) else {
+                return Ok(None);
+            };
+            let (dense, indices, values) = features.row(row);
+            let mut contributions = std::collections::BTreeMap::<String, f64>::new();
+            for (j, x) in dense.iter().enumerate() {
+                let name = names.get(j).cloned().unwrap_or_else(|| format!("x[{j}]"));
+                *contributions.entry(name).or_default() += model.weight(j).unwrap_or(0.0) * x;
+            }
+            for (&i, &x) in indices.iter().zip(values) {
+                let i = i as usize;
+                let name = self
+                    .features
+                    .describe_coordinate(i)
+                    .unwrap_or_else(|| format!("x[{i}]"));
+                *contributions.entry(name).or_default() += model.weight(i).unwrap_or(0.0) * x;
+            }
+            let margin = model.intercept() + contributions.values().sum::<f64>();
+            out.push(json!({
+                "intercept": model.intercept(),
+                "margin": margin,
+                "contributions": contributions,
+            }));
+        }
+        Ok(Some(out))
     }
 }
 
@@ -630,6 +681,45 @@ mod tests {
         };
         assert_eq!(served.to_bits(), direct.to_bits());
         assert_eq!(handle.load().version, 50);
+    }
+
+    #[test]
+    fn explanations_add_up_to_the_margin() {
+        let spec = Arc::new(spec());
+        let mut model = TrainedModel::new(&spec, &logistic(), None, 10).expect("model");
+        let lines: Vec<String> = (0..100)
+            .map(|i| {
+                format!(
+                    r#"{{"a": {}, "b": {}, "c": "v{}", "y": {}}}"#,
+                    i,
+                    i % 7,
+                    i % 3,
+                    i % 2
+                )
+            })
+            .collect();
+        learn(&mut model, &spec, &lines);
+        let snapshot = model.snapshot(Arc::clone(&spec));
+        let raw = br#"{"a": 3, "b": 1, "c": "v1"}"#.as_slice();
+        let explained = snapshot
+            .explain_json(&[raw])
+            .expect("valid")
+            .expect("linear");
+        let p = snapshot.predict_json(&[raw]).expect("valid")[0]
+            .as_f64()
+            .expect("number");
+        let margin = explained[0]["margin"].as_f64().expect("margin");
+        assert!(
+            (1.0 / (1.0 + (-margin).exp()) - p).abs() < 1e-12,
+            "{explained:?} vs {p}"
+        );
+        let names: Vec<&String> = explained[0]["contributions"]
+            .as_object()
+            .expect("map")
+            .keys()
+            .collect();
+        assert!(names.iter().any(|n| n.as_str() == "a"), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("hash(c)")), "{names:?}");
     }
 
     #[test]

@@ -135,6 +135,9 @@ pub(crate) async fn model_metadata(
 struct PredictRequest<'a> {
     #[serde(borrow)]
     instances: Vec<&'a RawValue>,
+    /// For linear models: each feature's contribution to the margin.
+    #[serde(default)]
+    explain: bool,
 }
 
 pub(crate) async fn predict(
@@ -187,17 +190,37 @@ pub(crate) async fn predict(
         .map(|r| r.get().as_bytes())
         .collect();
     let snapshot = handle.load();
-    match snapshot.predict_json(&raw) {
-        Ok(predictions) => Json(json!({
-            "model": snapshot.spec.name,
-            "model_version": snapshot.version,
-            "predictions": predictions,
-        }))
-        .into_response(),
-        Err(e) => error(
-            StatusCode::BAD_REQUEST,
-            Some(&e.field_path()),
-            e.to_string(),
-        ),
+    let predictions = match snapshot.predict_json(&raw) {
+        Ok(predictions) => predictions,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some(&e.field_path()),
+                e.to_string(),
+            )
+        }
+    };
+    let mut body = json!({
+        "model": snapshot.spec.name,
+        "model_version": snapshot.version,
+        "predictions": predictions,
+    });
+    if request.explain {
+        match snapshot.explain_json(&raw) {
+            Ok(Some(explanations)) => body["explanations"] = Value::Array(explanations),
+            Ok(None) => {
+                let message =
+                    "explain: only linear models (linear, logistic, svm) can be explained";
+                return error(StatusCode::BAD_REQUEST, Some("explain"), message);
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some(&e.field_path()),
+                    e.to_string(),
+                )
+            }
+        }
     }
+    Json(body).into_response()
 }
