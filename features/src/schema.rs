@@ -83,6 +83,9 @@ pub struct Schema {
     // xxh3 rather than SipHash: the JSON decoder falls back to this map for keys that arrive
     // out of schema order, once per key per record.
     index: HashMap<String, usize, Xxh3DefaultBuilder>,
+    // Built once: every decoded batch (one per HTTP request when serving) carries this schema,
+    // and building it anew costs an allocation per field.
+    arrow: SchemaRef,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -121,7 +124,13 @@ impl Schema {
                 });
             }
         }
-        Ok(Schema { fields, index })
+        let arrow = Arc::new(arrow_schema::Schema::new(
+            fields
+                .iter()
+                .map(|f| arrow_schema::Field::new(&f.name, f.ty.data_type(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(Schema { fields, index, arrow })
     }
 
     /// Merges fields asked for by several users (features, target, key): the same name twice is
@@ -173,12 +182,7 @@ impl Schema {
     /// The Arrow schema of decoded batches: Number -> Float64, String -> Utf8, all nullable
     /// (required-ness is enforced by the decoder, and serving makes every field optional).
     pub fn arrow_schema(&self) -> SchemaRef {
-        let fields: Vec<arrow_schema::Field> = self
-            .fields
-            .iter()
-            .map(|f| arrow_schema::Field::new(&f.name, f.ty.data_type(), true))
-            .collect();
-        Arc::new(arrow_schema::Schema::new(fields))
+        Arc::clone(&self.arrow)
     }
 
     /// The same schema with every field made optional (used for serving, where the target is

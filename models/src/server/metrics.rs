@@ -28,14 +28,14 @@ pub(crate) struct ModelLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    path: String,
-    method: String,
+    path: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PathLabels {
-    path: String,
+    path: &'static str,
 }
 
 /// The server's own metrics.
@@ -100,8 +100,14 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // Static label values: no allocation per request, and a bounded label set whatever clients send.
+    let path = matched.map_or("unmatched", |m| route_label(m.as_str()));
+    let method = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "other",
+    };
     let start = Instant::now();
     state.http.in_flight.inc();
     let response = next.run(request).await;
@@ -111,7 +117,7 @@ pub(crate) async fn track(
         .http
         .requests
         .get_or_create(&RequestLabels {
-            path: path.clone(),
+            path,
             method,
             status,
         })
@@ -122,4 +128,13 @@ pub(crate) async fn track(
         .get_or_create(&PathLabels { path })
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// The route template as a static label value (every route the router knows).
+fn route_label(template: &str) -> &'static str {
+    super::ROUTES
+        .iter()
+        .find(|r| **r == template)
+        .copied()
+        .unwrap_or("other")
 }

@@ -176,6 +176,23 @@ impl BoundServer {
     }
 }
 
+/// Every route template, in the order the router declares them (also the metric label values).
+pub(crate) const ROUTES: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/v1/models",
+    "/v1/models/{name}",
+    "/v1/models/{name}/predict",
+    "/v1/models/{name}/learn",
+    "/v1/models/{name}/promote",
+    "/v1/models/{name}/rollback",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{name}",
+    "/v2/models/{name}/ready",
+    "/v2/models/{name}/infer",
+];
+
 fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(handlers::healthz))
