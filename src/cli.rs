@@ -28,6 +28,9 @@ pub struct Cli {
 enum Command {
     /// Run a pipeline file, or a quick pipeline built from --input/--target/--model.
     Run(Box<RunArgs>),
+    /// Replay recorded files through the same pipeline as `run` (same flags; serving off unless
+    /// --serve): history first, then `eddy run --resume-from` continues on the live stream.
+    Replay(Box<RunArgs>),
     /// Check a pipeline file without running it.
     Validate { file: PathBuf },
     /// Run the built-in demo: a generated stream, a live logistic model served over HTTP.
@@ -207,6 +210,16 @@ struct RunArgs {
     /// Progress line interval.
     #[arg(long, default_value_t = 1000)]
     progress_ms: u64,
+    /// Continue from another run's checkpoint (a file or a checkpoint directory) when this
+    /// pipeline's own checkpoint directory holds none: its model state, not its position.
+    #[arg(long)]
+    resume_from: Option<PathBuf>,
+    /// Write the learning curve (progressive metric against events) as CSV here, and as SVG beside it.
+    #[arg(long)]
+    curve: Option<PathBuf>,
+    /// Events between learning-curve points.
+    #[arg(long, default_value_t = 10_000)]
+    curve_every: u64,
 }
 
 #[derive(Args)]
@@ -250,7 +263,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => run(*args).await,
+        Command::Run(args) => run(*args, false).await,
+        Command::Replay(args) => run(*args, true).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Serve(args) => serve(args).await,
@@ -264,9 +278,24 @@ fn check(config: eddy_runtime::PipelineConfig, origin: &str) -> anyhow::Result<V
         .map_err(|problems| anyhow::anyhow!("{origin}: {}", problems.join("\n  ")))
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
     let mut config = match (&args.pipeline, &args.input) {
-        (Some(_), Some(_)) => bail!("give either a pipeline file or --input, not both"),
+        (Some(file), Some(input)) if replay => {
+            // Replay: the pipeline's features and model over other (recorded) inputs.
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut config = eddy_runtime::config::parse(&text, &file.display().to_string())?;
+            config.source =
+                eddy_runtime::source::SourceConfig::File(eddy_runtime::source::FileSourceConfig {
+                    path: input.clone(),
+                    format: None,
+                    batch_size: config.source.batch_size(),
+                });
+            config
+        }
+        (Some(_), Some(_)) => {
+            bail!("give either a pipeline file or --input, not both (eddy replay takes both)")
+        }
         (None, None) => bail!("give a pipeline file, or --input with --target for quick mode"),
         (Some(file), None) => {
             let text = std::fs::read_to_string(file)
@@ -329,6 +358,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let (Some(dir), Some(checkpoint)) = (&args.checkpoint_dir, config.checkpoint.as_mut()) {
         checkpoint.dir = dir.clone();
     }
+    if replay && args.serve.is_none() {
+        config.serve.enabled = false;
+    }
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
@@ -346,15 +378,30 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let on_serving: ServingFn = Box::new(move |addr, name| {
         eprintln!("eddy: serving model {name:?} on {scheme}://{addr}/v1/models/{name}")
     });
+    let extra = Extra {
+        resume_from: args.resume_from.clone(),
+        curve_every: args.curve.as_ref().map(|_| args.curve_every.max(1)),
+    };
     let summary = execute_run(
         valid,
         args.max_events,
         !args.quiet,
         args.progress_ms,
         Some(on_serving),
+        extra,
     )
     .await?;
+    if let Some(path) = &args.curve {
+        crate::curve::write(&summary.curve, path)?;
+    }
     finish(&summary, args.summary_json.as_deref())
+}
+
+/// Run options that only some commands set.
+#[derive(Default)]
+struct Extra {
+    resume_from: Option<PathBuf>,
+    curve_every: Option<u64>,
 }
 
 /// Runs with Ctrl-C/SIGTERM wired to a clean stop, progress on stderr.
@@ -364,6 +411,7 @@ async fn execute_run(
     progress: bool,
     progress_ms: u64,
     on_serving: Option<ServingFn>,
+    extra: Extra,
 ) -> anyhow::Result<Summary> {
     let stop = StopHandle::default();
     let on_signal = stop.clone();
@@ -384,6 +432,8 @@ async fn execute_run(
             })
         })),
         stop,
+        resume_from: extra.resume_from,
+        curve_every: extra.curve_every,
     };
     Ok(eddy_runtime::run(valid, options).await?)
 }
@@ -475,7 +525,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         eprintln!("eddy: metadata at http://{addr}/v1/models/{name}, metrics at http://{addr}/metrics; Ctrl-C stops");
     }) as ServingFn;
-    let summary = execute_run(valid, None, true, 2000, Some(on_serving)).await?;
+    let summary = execute_run(valid, None, true, 2000, Some(on_serving), Extra::default()).await?;
     finish(&summary, None)
 }
 

@@ -1,6 +1,7 @@
 //! The `eddy` command: parses arguments, loads the pipeline, installs logging, calls the runtime.
 
 mod cli;
+mod curve;
 
 use std::process::ExitCode;
 

@@ -130,7 +130,11 @@ impl Schema {
                 .map(|f| arrow_schema::Field::new(&f.name, f.ty.data_type(), true))
                 .collect::<Vec<_>>(),
         ));
-        Ok(Schema { fields, index, arrow })
+        Ok(Schema {
+            fields,
+            index,
+            arrow,
+        })
     }
 
     /// Merges fields asked for by several users (features, target, key): the same name twice is

@@ -41,7 +41,27 @@ pub struct Checkpoint {
     pub predictions_len: Option<u64>,
     pub dead_letters_len: Option<u64>,
     pub counters: Counters,
+    /// Events handled before this source began (a run continued from another pipeline's
+    /// checkpoint with `--resume-from`); `counters.events` = this + the source's own records.
+    #[serde(default)]
+    pub events_base: u64,
     pub model: TrainedModel,
+}
+
+/// Loads a checkpoint from a file or the newest in a directory.
+pub fn load_from(path: &Path) -> Result<Checkpoint> {
+    if path.is_dir() {
+        let store = CheckpointStore::open(path, usize::MAX)?;
+        match store.load_latest()? {
+            Some((_, checkpoint)) => Ok(checkpoint),
+            None => Err(RuntimeError::Checkpoint {
+                path: path.to_path_buf(),
+                message: "holds no checkpoint".into(),
+            }),
+        }
+    } else {
+        read_checkpoint(path)
+    }
 }
 
 /// A directory of numbered checkpoint files.
@@ -208,6 +228,7 @@ mod tests {
                 learned: records,
                 dead_lettered: 0,
             },
+            events_base: 0,
             model: TrainedModel::new(
                 &spec,
                 &eddy_models::LearnerParams::Linear(params.clone()),

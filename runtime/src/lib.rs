@@ -29,4 +29,4 @@ pub use config::{load, PipelineConfig, ValidConfig};
 pub use error::{Fault, Result, RuntimeError};
 pub use pipeline::{run, RunOptions, ServingFn, StopHandle, Summary};
 pub use source::{Chunk, Position, Source};
-pub use trainer::Progress;
+pub use trainer::{CurvePoint, Progress};

@@ -68,6 +68,11 @@ pub struct RunOptions {
     /// Called once the server listens, with its address and the model's name.
     pub on_serving: Option<ServingFn>,
     pub stop: StopHandle,
+    /// Continue from another run's checkpoint (file or directory) when the pipeline's own
+    /// checkpoint directory holds none: its model state and counters, not its position.
+    pub resume_from: Option<PathBuf>,
+    /// Record a learning-curve point every this many events.
+    pub curve_every: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -78,6 +83,8 @@ impl Default for RunOptions {
             on_progress: None,
             on_serving: None,
             stop: StopHandle::default(),
+            resume_from: None,
+            curve_every: None,
         }
     }
 }
@@ -101,6 +108,9 @@ pub struct Summary {
     pub checkpoints_written: u64,
     pub checkpoint: Option<PathBuf>,
     pub stopped_early: bool,
+    /// The learning curve, when asked for (`RunOptions::curve_every`).
+    #[serde(skip)]
+    pub curve: Vec<crate::trainer::CurvePoint>,
 }
 
 fn to_map(values: &[(&'static str, f64)]) -> BTreeMap<String, f64> {
@@ -132,28 +142,51 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         }
         tracing::info!(path = %path.display(), events = checkpoint.counters.events, "resuming from checkpoint");
     }
-    let resumed_from = restored.as_ref().map(|(_, c)| c.counters.events);
-    let (model, counters, position, predictions_len, dead_letters_len) = match restored {
-        Some((_, c)) => (
-            c.model,
-            c.counters,
-            Some(c.position),
-            c.predictions_len,
-            c.dead_letters_len,
-        ),
-        None => (
-            TrainedModel::new(
-                &spec,
-                &valid.learner,
-                config.model.per_key.then_some(config.model.max_models),
-                config.model.metrics_window,
-            )?,
-            Counters::default(),
-            None,
-            None,
-            None,
-        ),
+    // A checkpoint of this pipeline's own wins; else `--resume-from` gives the model state (not
+    // the position: the source is a new one) of another run of the same pipeline.
+    let continued = match (&restored, &options.resume_from) {
+        (None, Some(path)) => {
+            let checkpoint = crate::checkpoint::load_from(path)?;
+            if checkpoint.fingerprint != valid.fingerprint {
+                return Err(RuntimeError::Checkpoint {
+                    path: path.clone(),
+                    message: "written by a pipeline with other features or model settings".into(),
+                });
+            }
+            tracing::info!(path = %path.display(), events = checkpoint.counters.events, "continuing from another run's state");
+            Some(checkpoint)
+        }
+        _ => None,
     };
+    let resumed_from = restored
+        .as_ref()
+        .map(|(_, c)| c.counters.events)
+        .or(continued.as_ref().map(|c| c.counters.events));
+    let (model, counters, events_base, position, predictions_len, dead_letters_len) =
+        match (restored, continued) {
+            (Some((_, c)), _) => (
+                c.model,
+                c.counters,
+                c.events_base,
+                Some(c.position),
+                c.predictions_len,
+                c.dead_letters_len,
+            ),
+            (None, Some(c)) => (c.model, c.counters, c.counters.events, None, None, None),
+            (None, None) => (
+                TrainedModel::new(
+                    &spec,
+                    &valid.learner,
+                    config.model.per_key.then_some(config.model.max_models),
+                    config.model.metrics_window,
+                )?,
+                Counters::default(),
+                0,
+                None,
+                None,
+                None,
+            ),
+        };
 
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
@@ -251,7 +284,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         fingerprint: valid.fingerprint,
         model,
         counters,
+        events_base,
         position: position.unwrap_or_default(),
+        curve_every: options.curve_every,
+        curve: Vec::new(),
         predictions,
         dead_letters,
         checkpoints,
@@ -335,7 +371,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     }
     let trainer = trained?;
     let seconds = trainer.started.elapsed().as_secs_f64();
-    let handled = trainer.counters.events - resumed_from.unwrap_or(0);
+    let handled = trainer
+        .counters
+        .events
+        .saturating_sub(resumed_from.unwrap_or(0));
     let (values, window) = trainer.metric_values();
     Ok(Summary {
         events: trainer.counters.events,
@@ -354,5 +393,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         checkpoints_written: trainer.checkpoints_written,
         checkpoint: trainer.last_checkpoint_path.clone(),
         stopped_early: stop.is_stopped(),
+        curve: trainer.curve.clone(),
     })
 }

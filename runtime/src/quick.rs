@@ -18,7 +18,9 @@ use crate::config::{
 };
 use crate::error::{Result, RuntimeError};
 use crate::sink::{SinkConfig, SinksConfig};
-use crate::source::{expand_inputs, FileFormat, FileSourceConfig, SourceConfig};
+use crate::source::{
+    columnar_schema, expand_inputs, is_columnar, FileFormat, FileSourceConfig, SourceConfig,
+};
 
 /// Hash buckets for string fields in quick mode.
 pub const QUICK_HASH_BITS: u8 = 18;
@@ -91,15 +93,33 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
         });
     }
     let first = expand_inputs(&options.input)?.remove(0);
-    let format = options
-        .format
-        .or_else(|| FileFormat::from_path(&first))
-        .ok_or_else(|| RuntimeError::Input {
-            path: first.clone(),
-            message: "unknown format: name it .jsonl or .csv (optionally .gz), or pass --format"
-                .into(),
-        })?;
-    let fields = first_record_fields(&first, format)?;
+    let fields = if is_columnar(&first) {
+        columnar_schema(&first)?
+            .fields()
+            .iter()
+            .filter_map(|f| match f.data_type() {
+                t if t.is_numeric() || *t == arrow_schema::DataType::Boolean => {
+                    Some((f.name().clone(), Kind::Number))
+                }
+                arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => {
+                    Some((f.name().clone(), Kind::Text))
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        let format = options
+            .format
+            .or_else(|| FileFormat::from_path(&first))
+            .ok_or_else(|| RuntimeError::Input {
+                path: first.clone(),
+                message:
+                    "unknown format: name it .jsonl, .csv (optionally .gz), .parquet or .arrow, \
+                          or pass --format"
+                        .into(),
+            })?;
+        first_record_fields(&first, format)?
+    };
     let target = options.target.as_deref();
     if let Some(target) = target {
         if !fields.iter().any(|(name, _)| name == target) {

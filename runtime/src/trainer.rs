@@ -30,6 +30,15 @@ pub struct Progress {
 
 pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
 
+/// One point of a learning curve: the progressive metric after `events` events.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub events: u64,
+    pub metric: &'static str,
+    pub value: f64,
+    pub window_value: f64,
+}
+
 /// What reaches the trainer, in order.
 pub(crate) enum Message {
     /// The next chunk of the source (or why it could not be read).
@@ -71,7 +80,11 @@ pub(crate) struct Trainer {
     pub(crate) fingerprint: u64,
     pub(crate) model: TrainedModel,
     pub(crate) counters: Counters,
+    pub(crate) events_base: u64,
     pub(crate) position: Position,
+    /// Learning curve: a point every this many events, and the points so far.
+    pub(crate) curve_every: Option<u64>,
+    pub(crate) curve: Vec<CurvePoint>,
     pub(crate) predictions: Option<LineSink>,
     pub(crate) dead_letters: Option<LineSink>,
     pub(crate) checkpoints: Option<CheckpointPolicy>,
@@ -100,7 +113,8 @@ impl Trainer {
             self.dead_letter(dead)?;
         }
         self.learn(&chunk)?;
-        self.counters.events = chunk.end.records;
+        self.counters.events = self.events_base + chunk.end.records;
+        self.record_curve();
         self.position = chunk.end;
         self.metrics
             .events_read
@@ -113,6 +127,29 @@ impl Trainer {
         self.maybe_publish();
         self.maybe_report();
         Ok(())
+    }
+
+    fn record_curve(&mut self) {
+        let Some(every) = self.curve_every else {
+            return;
+        };
+        let due = self.curve.last().map_or(every, |p| p.events + every);
+        if self.counters.events >= due {
+            let (metric, value) = self.model.metrics.primary();
+            let window_value = self
+                .model
+                .metrics
+                .window_values()
+                .iter()
+                .find(|(n, _)| *n == metric)
+                .map_or(value, |(_, v)| *v);
+            self.curve.push(CurvePoint {
+                events: self.counters.events,
+                metric,
+                value,
+                window_value,
+            });
+        }
     }
 
     fn maybe_export(&mut self) -> Result<()> {
@@ -303,6 +340,7 @@ impl Trainer {
             predictions_len,
             dead_letters_len,
             counters: self.counters,
+            events_base: self.events_base,
             model: self.model.clone(),
         };
         let path = policy.store.write(&checkpoint)?;

@@ -72,7 +72,11 @@ pub fn expand_inputs(pattern: &str) -> Result<Vec<PathBuf>> {
         std::fs::read_dir(path)
             .map_err(|e| RuntimeError::io("listing", path, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && FileFormat::from_path(p).is_some())
+            .filter(|p| {
+                p.is_file()
+                    && (FileFormat::from_path(p).is_some()
+                        || super::columnar::Columnar::of(p).is_some())
+            })
             .collect()
     } else if pattern.contains(['*', '?', '[']) {
         glob::glob(pattern)

@@ -5,6 +5,7 @@
 //! chunk's end [`Position`] always covers every record read. Checkpoints store that position; a
 //! restarted source seeks to it and continues with the very next record.
 
+mod columnar;
 mod file;
 mod generator;
 mod reader;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub use columnar::{columnar_schema, is_columnar, ColumnarSource};
 pub use file::{
     expand_inputs, FileFormat, FileSource, FileSourceConfig, StdinSource, StdinSourceConfig,
 };
@@ -135,7 +137,24 @@ impl SourceConfig {
     /// Starts the source, positioned at `cx.resume` if given.
     pub fn build(&self, cx: BuildContext) -> Result<Box<dyn Source>> {
         Ok(match self {
-            SourceConfig::File(c) => Box::new(FileSource::open(c, cx)?),
+            SourceConfig::File(c) => {
+                let files = expand_inputs(&c.path)?;
+                let columnar = files
+                    .iter()
+                    .filter(|f| columnar::Columnar::of(f).is_some())
+                    .count();
+                match columnar {
+                    0 => Box::new(FileSource::open(c, cx)?),
+                    n if n == files.len() => Box::new(columnar::ColumnarSource::open(files, cx)?),
+                    _ => return Err(crate::error::RuntimeError::Input {
+                        path: c.path.clone().into(),
+                        message:
+                            "mixes columnar (Parquet, Arrow IPC) and line (JSON Lines, CSV) files; \
+                                      give one kind per source"
+                                .into(),
+                    }),
+                }
+            }
             SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
             SourceConfig::Generator(c) => Box::new(GeneratorSource::new(c, cx)),
         })

@@ -1,0 +1,225 @@
+//! `eddy replay`: recorded files (JSON Lines, Parquet, Arrow IPC) through the same pipeline as
+//! `eddy run`, bit-identical to streaming them, continued live with `--resume-from`.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use common::{eddy, latest_checkpoint, logistic_file, run_ok, summary};
+
+const EVENTS: u64 = 12_000;
+
+/// The JSON Lines stream as one Arrow batch: x0..x9 and y (as integers, so reading casts them).
+fn as_batch(jsonl: &Path, nan_at: Option<usize>) -> anyhow::Result<RecordBatch> {
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(jsonl)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for j in 0..10 {
+        let name = format!("x{j}");
+        let values: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if nan_at == Some(i) && j == 0 {
+                    f64::NAN
+                } else {
+                    r[&name].as_f64().unwrap_or(0.0)
+                }
+            })
+            .collect();
+        fields.push(Field::new(&name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from(values)));
+    }
+    fields.push(Field::new("cat", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from(
+        rows.iter()
+            .map(|r| r["cat"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>(),
+    )));
+    fields.push(Field::new("y", DataType::Int64, false));
+    columns.push(Arc::new(Int64Array::from(
+        rows.iter()
+            .map(|r| r["y"].as_f64().unwrap_or(0.0) as i64)
+            .collect::<Vec<_>>(),
+    )));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn write_parquet(batch: &RecordBatch, path: &Path) -> anyhow::Result<()> {
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, batch.schema(), None)?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(())
+}
+
+fn write_ipc(batch: &RecordBatch, path: &Path) -> anyhow::Result<()> {
+    let mut writer =
+        arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(path)?, &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    Ok(())
+}
+
+fn replay(input: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = dir.join("summary.json");
+    run_ok(
+        eddy()
+            .args(["replay", "--quiet", "--input"])
+            .arg(input)
+            .args(["--target", "y", "--batch-size", "500"])
+            .arg("--checkpoint-dir")
+            .arg(dir.join("ckpt"))
+            .arg("--summary-json")
+            .arg(&out)
+            .args(extra),
+    )?;
+    summary(&out)
+}
+
+#[test]
+fn every_format_replays_bit_identically_to_streaming_it() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let jsonl = root.path().join("s.jsonl");
+    logistic_file(&jsonl, EVENTS, 17)?;
+    let batch = as_batch(&jsonl, None)?;
+    let parquet = root.path().join("s.parquet");
+    write_parquet(&batch, &parquet)?;
+    let ipc = root.path().join("s.arrow");
+    write_ipc(&batch, &ipc)?;
+
+    // Streamed through `eddy run`.
+    let streamed_dir = root.path().join("run");
+    let out = streamed_dir.join("summary.json");
+    std::fs::create_dir_all(&streamed_dir)?;
+    run_ok(
+        eddy()
+            .args(["run", "--quiet", "--input"])
+            .arg(&jsonl)
+            .args(["--target", "y"])
+            .arg("--checkpoint-dir")
+            .arg(streamed_dir.join("ckpt"))
+            .arg("--summary-json")
+            .arg(&out),
+    )?;
+    let streamed = summary(&out)?;
+    let streamed_model = latest_checkpoint(&streamed_dir.join("ckpt"))?.model;
+
+    for (name, input) in [("jsonl", &jsonl), ("parquet", &parquet), ("ipc", &ipc)] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let replayed = replay(input, &dir, &[])?;
+        assert_eq!(replayed["events"], EVENTS, "{name}");
+        assert_eq!(replayed["metrics"], streamed["metrics"], "{name}");
+        assert_eq!(
+            latest_checkpoint(&dir.join("ckpt"))?.model,
+            streamed_model,
+            "{name}: model state differs"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn history_then_live_with_resume_from_equals_one_run() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let whole = root.path().join("whole.jsonl");
+    logistic_file(&whole, EVENTS, 23)?;
+    let text = std::fs::read_to_string(&whole)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let (history, live) = lines.split_at(7_000);
+    let history_file = root.path().join("history.parquet");
+    let history_jsonl = root.path().join("history.jsonl");
+    std::fs::write(&history_jsonl, history.join("\n") + "\n")?;
+    write_parquet(&as_batch(&history_jsonl, None)?, &history_file)?;
+    let live_file = root.path().join("live.jsonl");
+    std::fs::write(&live_file, live.join("\n") + "\n")?;
+
+    let one = root.path().join("one");
+    std::fs::create_dir_all(&one)?;
+    let single = replay(&whole, &one, &[])?;
+
+    let hist = root.path().join("hist");
+    std::fs::create_dir_all(&hist)?;
+    replay(
+        &history_file,
+        &hist,
+        &[
+            "--curve",
+            &root.path().join("curve.csv").display().to_string(),
+            "--curve-every",
+            "1000",
+        ],
+    )?;
+    let out = root.path().join("live-summary.json");
+    run_ok(
+        eddy()
+            .args(["run", "--quiet", "--input"])
+            .arg(&live_file)
+            .args(["--target", "y"])
+            .arg("--resume-from")
+            .arg(hist.join("ckpt"))
+            .arg("--checkpoint-dir")
+            .arg(root.path().join("live-ckpt"))
+            .arg("--summary-json")
+            .arg(&out),
+    )?;
+    let continued = summary(&out)?;
+    assert_eq!(continued["resumed_from"], 7_000);
+    assert_eq!(continued["events"], EVENTS);
+    assert_eq!(continued["metrics"], single["metrics"]);
+    assert_eq!(
+        latest_checkpoint(&root.path().join("live-ckpt"))?.model,
+        latest_checkpoint(&one.join("ckpt"))?.model
+    );
+
+    let curve = std::fs::read_to_string(root.path().join("curve.csv"))?;
+    assert_eq!(curve.lines().count(), 1 + 7, "{curve}");
+    assert!(
+        curve.starts_with("events,metric,stream,window\n1000,logloss,"),
+        "{curve}"
+    );
+    let svg = std::fs::read_to_string(root.path().join("curve.svg"))?;
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_nan_in_a_parquet_file_is_dead_lettered() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let jsonl = root.path().join("s.jsonl");
+    logistic_file(&jsonl, 2_000, 5)?;
+    let parquet = root.path().join("s.parquet");
+    write_parquet(&as_batch(&jsonl, Some(1234))?, &parquet)?;
+    let dead = root.path().join("dead.jsonl");
+    let s = replay(
+        &parquet,
+        root.path(),
+        &["--dead-letters", &dead.display().to_string()],
+    )?;
+    assert_eq!(s["dead_lettered"], 1);
+    assert_eq!(s["learned"], 1_999);
+    let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&dead)?.trim())?;
+    assert_eq!(letter["kind"], "not_finite");
+    assert_eq!(letter["field"], "x0");
+    assert!(
+        letter["origin"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("s.parquet:row 1234"),
+        "{letter}"
+    );
+    Ok(())
+}
