@@ -18,7 +18,8 @@ use crate::schema::Schema;
 /// the schema, each operator's config and its state; the rest is rebuilt (and checked) on
 /// deserialization.
 ///
-/// Operators reading an event time (`time`, `window`) may refuse rows (unparsable time, late
+/// Operators reading an event time (`time`, `window`, `lag` and `ema` with idle expiry) may
+/// refuse rows (unparsable time, late
 /// event): a first pass over the rows in order decides every refusal, advancing each window's
 /// watermark with the accepted rows only, before any state changes. A refused row changes no
 /// operator's state, and its output row is empty; see [`FeatureBatch::rejected`].
@@ -252,7 +253,11 @@ fn first_pass(
         match op {
             FeatureOp::Time(t) => readers.push((k, t.times(batch)?, t.field())),
             FeatureOp::Window(w) => readers.push((k, w.times(batch)?, w.fields()[2])),
-            _ => {}
+            op => {
+                if let Some(e) = op.idle_expiry() {
+                    readers.push((k, e.times(batch)?, e.field()));
+                }
+            }
         }
     }
     if readers.is_empty() {

@@ -1,5 +1,5 @@
 //! Per-event throughput of the hot paths: progressive SGD steps (dense, hashed sparse), hashed
-//! FTRL-Proximal, streaming k-means, and metrics.
+//! FTRL-Proximal, the cost of a hashed model's width, streaming k-means, and metrics.
 //!
 //! Targets from the issue: dense logistic, 10 features, SGD >= 20M events/s
 //! (`predict_learn_one/dense_logistic/10`); hashed logistic, 2^22 weights, 8 active, FTRL >= 5M
@@ -8,9 +8,13 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use eddy_ml::{
-    FeatureVec, Learner, LinearModel, Loss, Optimizer, ProgressiveMetrics, StreamingKMeans, Task,
+    FeatureVec, Learner, LinearModel, Loss, Optimizer, ProgressiveMetrics, SgdValidParams,
+    StreamingKMeans, Task,
 };
 use ndarray::ArrayView1;
 use rand::{Rng, SeedableRng};
@@ -60,76 +64,95 @@ fn dense_logistic(c: &mut Criterion) {
     group.finish();
 }
 
+/// `EVENTS` hashed events with `active` entries each, indices uniform in `0..dim`, and random labels.
+fn sparse_events(dim: usize, active: usize) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
+    let mut r = rng();
+    let idx: Vec<u32> = (0..EVENTS * active)
+        .map(|_| r.gen_range(0..dim as u32))
+        .collect();
+    let val: Vec<f64> = (0..EVENTS * active)
+        .map(|_| r.gen_range(-1.0..1.0))
+        .collect();
+    let ys: Vec<f64> = (0..EVENTS)
+        .map(|_| f64::from(u8::from(r.gen::<bool>())))
+        .collect();
+    (idx, val, ys)
+}
+
+/// The sparse SGD setup of the targets: default logistic SGD with a small L2.
+fn sgd_params() -> SgdValidParams {
+    LinearModel::params(Loss::Logistic)
+        .l2(1e-6)
+        .check()
+        .expect("valid params")
+}
+
+/// The FTRL-Proximal setup of the targets.
+fn ftrl_params() -> SgdValidParams {
+    LinearModel::params(Loss::Logistic)
+        .optimizer(Optimizer::ftrl())
+        .l1(1e-4)
+        .l2(1e-4)
+        .check()
+        .expect("valid params")
+}
+
+/// Measures progressive steps of a `dim`-wide model over [`sparse_events`] with `active` entries.
+fn bench_sparse(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    params: &SgdValidParams,
+    dim: usize,
+    active: usize,
+) {
+    let (idx, val, ys) = sparse_events(dim, active);
+    let mut model = params.build(dim);
+    group.bench_with_input(id, &active, |b, &k| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for ((i, v), &y) in idx.chunks_exact(k).zip(val.chunks_exact(k)).zip(&ys) {
+                let x = FeatureVec::sparse(black_box(i), black_box(v));
+                sum += model
+                    .predict_learn_one(&x, black_box(y), 1.0)
+                    .expect("valid event");
+            }
+            black_box(sum)
+        });
+    });
+}
+
 fn sparse_logistic(c: &mut Criterion) {
-    let dim = 1usize << 22;
     let mut group = c.benchmark_group("predict_learn_one/sparse_logistic_2^22");
     group.throughput(Throughput::Elements(EVENTS as u64));
     for active in [8usize, 32] {
-        let mut r = rng();
-        let idx: Vec<u32> = (0..EVENTS * active)
-            .map(|_| r.gen_range(0..dim as u32))
-            .collect();
-        let val: Vec<f64> = (0..EVENTS * active)
-            .map(|_| r.gen_range(-1.0..1.0))
-            .collect();
-        let ys: Vec<f64> = (0..EVENTS)
-            .map(|_| f64::from(u8::from(r.gen::<bool>())))
-            .collect();
-        let params = LinearModel::params(Loss::Logistic)
-            .l2(1e-6)
-            .check()
-            .expect("valid params");
-        let mut model = params.build(dim);
-        group.bench_with_input(BenchmarkId::from_parameter(active), &active, |b, &k| {
-            b.iter(|| {
-                let mut sum = 0.0;
-                for ((i, v), &y) in idx.chunks_exact(k).zip(val.chunks_exact(k)).zip(&ys) {
-                    let x = FeatureVec::sparse(black_box(i), black_box(v));
-                    sum += model
-                        .predict_learn_one(&x, black_box(y), 1.0)
-                        .expect("valid event");
-                }
-                black_box(sum)
-            });
-        });
+        let id = BenchmarkId::from_parameter(active);
+        bench_sparse(&mut group, id, &sgd_params(), 1 << 22, active);
     }
     group.finish();
 }
 
 fn ftrl_logistic(c: &mut Criterion) {
-    let dim = 1usize << 22;
     let mut group = c.benchmark_group("predict_learn_one/ftrl_logistic_2^22");
     group.throughput(Throughput::Elements(EVENTS as u64));
     for active in [8usize, 32] {
-        let mut r = rng();
-        let idx: Vec<u32> = (0..EVENTS * active)
-            .map(|_| r.gen_range(0..dim as u32))
-            .collect();
-        let val: Vec<f64> = (0..EVENTS * active)
-            .map(|_| r.gen_range(-1.0..1.0))
-            .collect();
-        let ys: Vec<f64> = (0..EVENTS)
-            .map(|_| f64::from(u8::from(r.gen::<bool>())))
-            .collect();
-        let params = LinearModel::params(Loss::Logistic)
-            .optimizer(Optimizer::ftrl())
-            .l1(1e-4)
-            .l2(1e-4)
-            .check()
-            .expect("valid params");
-        let mut model = params.build(dim);
-        group.bench_with_input(BenchmarkId::from_parameter(active), &active, |b, &k| {
-            b.iter(|| {
-                let mut sum = 0.0;
-                for ((i, v), &y) in idx.chunks_exact(k).zip(val.chunks_exact(k)).zip(&ys) {
-                    let x = FeatureVec::sparse(black_box(i), black_box(v));
-                    sum += model
-                        .predict_learn_one(&x, black_box(y), 1.0)
-                        .expect("valid event");
-                }
-                black_box(sum)
-            });
-        });
+        let id = BenchmarkId::from_parameter(active);
+        bench_sparse(&mut group, id, &ftrl_params(), 1 << 22, active);
+    }
+    group.finish();
+}
+
+/// Target: "a 2^22-wide hashed model learns at the same speed as a 20-wide one with the same
+/// number of active features". Both widths see 8 active entries per event (indices within the
+/// width), so the ratio of `sgd/20` to `sgd/2^22` (and `ftrl/...`) is the cost of the width alone:
+/// memory traffic on the big table, since the arithmetic per event is the same.
+fn hashed_width(c: &mut Criterion) {
+    let mut group = c.benchmark_group("predict_learn_one/hashed_width_8_active");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, params) in [("sgd", sgd_params()), ("ftrl", ftrl_params())] {
+        for (width, dim) in [("20", 20usize), ("2^22", 1 << 22)] {
+            let id = BenchmarkId::new(name, width);
+            bench_sparse(&mut group, id, &params, dim, 8);
+        }
     }
     group.finish();
 }
@@ -205,6 +228,7 @@ criterion_group!(
     dense_logistic,
     sparse_logistic,
     ftrl_logistic,
+    hashed_width,
     streaming_kmeans,
     metrics_binary
 );

@@ -236,9 +236,23 @@ impl FeatureConfig {
             | FeatureConfig::Cross(CrossConfig { fields, .. }) => strings(fields),
             FeatureConfig::Text(c) => vec![Field::string(c.field.clone())],
             FeatureConfig::Time(c) => vec![time_field(&c.field, c.unit)],
-            FeatureConfig::Lag(LagConfig { field, key: k, .. })
-            | FeatureConfig::Ema(EmaConfig { field, key: k, .. }) => {
-                vec![Field::number(field.clone()), key(k)]
+            FeatureConfig::Lag(LagConfig {
+                field,
+                key: k,
+                time_field: t,
+                unit,
+                ..
+            })
+            | FeatureConfig::Ema(EmaConfig {
+                field,
+                key: k,
+                time_field: t,
+                unit,
+                ..
+            }) => {
+                let mut fields = vec![Field::number(field.clone()), key(k)];
+                fields.extend(t.iter().map(|t| time_field(t, *unit)));
+                fields
             }
             FeatureConfig::Window(c) => vec![
                 Field::number(c.field.clone()),
@@ -384,6 +398,8 @@ impl FeatureConfig {
             }
             FeatureConfig::Lag(c) => {
                 check_names("field", &[c.field.clone(), c.key.clone()], &mut problems);
+                let expiry = (&c.time_field, c.unit, c.idle_expiry_seconds);
+                check_idle_expiry(expiry, &path, &mut problems);
                 duplicates(
                     &c.outputs,
                     LagOutput::as_str,
@@ -393,6 +409,8 @@ impl FeatureConfig {
             }
             FeatureConfig::Ema(c) => {
                 check_names("field", &[c.field.clone(), c.key.clone()], &mut problems);
+                let expiry = (&c.time_field, c.unit, c.idle_expiry_seconds);
+                check_idle_expiry(expiry, &path, &mut problems);
                 positive("half_life", c.half_life, &mut problems);
             }
             FeatureConfig::Window(c) => {
@@ -432,6 +450,40 @@ impl FeatureConfig {
             }
         }
         problems
+    }
+}
+
+/// Problems with the optional idle-key expiry of `lag` and `ema`: `time_field` and
+/// `idle_expiry_seconds` go together, `unit` needs `time_field`.
+fn check_idle_expiry(
+    (time_field, unit, seconds): (&Option<String>, Option<TimeUnit>, Option<u64>),
+    path: &dyn Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) {
+    match (time_field, seconds) {
+        (Some(t), _) if t.is_empty() => {
+            problems.push(format!("{}: empty field name", path("time_field")))
+        }
+        (Some(_), None) => problems.push(format!(
+            "{}: time_field needs idle_expiry_seconds",
+            path("idle_expiry_seconds")
+        )),
+        (None, Some(s)) => problems.push(format!(
+            "{}: idle_expiry_seconds ({s}) needs time_field",
+            path("time_field")
+        )),
+        _ => {}
+    }
+    if let Some(s) = seconds {
+        if !(1..=MAX_SECONDS).contains(&s) {
+            problems.push(format!(
+                "{}: must be in 1..={MAX_SECONDS}, got {s}",
+                path("idle_expiry_seconds")
+            ));
+        }
+    }
+    if time_field.is_none() && unit.is_some() {
+        problems.push(format!("{}: unit needs time_field", path("unit")));
     }
 }
 

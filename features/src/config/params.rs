@@ -192,7 +192,9 @@ fn all_lag_outputs() -> Vec<LagOutput> {
     ]
 }
 
-/// `lag`: per-key previous value, difference and relative change.
+/// `lag`: per-key previous value, difference and relative change. With `time_field` and
+/// `idle_expiry_seconds`, a key whose newest event is more than `idle_expiry_seconds` before
+/// the largest event time seen reads as a new key (event time from records, never the clock).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LagConfig {
@@ -200,15 +202,34 @@ pub struct LagConfig {
     pub key: String,
     #[serde(default = "all_lag_outputs")]
     pub outputs: Vec<LagOutput>,
+    /// Event-time field for idle-key expiry, with `idle_expiry_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
+    /// As in `window`; absent: `time_field` holds RFC 3339 strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<TimeUnit>,
+    /// Absent: keys never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_expiry_seconds: Option<u64>,
 }
 
-/// `ema`: per-key exponential moving average; `half_life` counts the key's events.
+/// `ema`: per-key exponential moving average; `half_life` counts the key's events. Idle-key
+/// expiry as in [`LagConfig`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmaConfig {
     pub field: String,
     pub key: String,
     pub half_life: f64,
+    /// Event-time field for idle-key expiry, with `idle_expiry_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
+    /// As in `window`; absent: `time_field` holds RFC 3339 strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<TimeUnit>,
+    /// Absent: keys never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_expiry_seconds: Option<u64>,
 }
 
 /// One output of `window`, over the key's events in the window.

@@ -310,3 +310,49 @@ fn new_operators_report_their_problems() {
         .to_string()
         .contains("unknown field `watermark`"));
 }
+
+#[test]
+fn idle_expiry_of_lag_and_ema_is_optional_and_checked() {
+    // Without expiry, the serde form is as before.
+    let plain = r#"{"type":"lag","field":"p","key":"k","outputs":["previous"]}"#;
+    let config: FeatureConfig = serde_json::from_str(plain).unwrap();
+    assert_eq!(serde_json::to_string(&config).unwrap(), plain);
+    let plain = r#"{"type":"ema","field":"p","key":"k","half_life":2.0}"#;
+    let config: FeatureConfig = serde_json::from_str(plain).unwrap();
+    assert_eq!(serde_json::to_string(&config).unwrap(), plain);
+    let expiring = r#"{"type":"ema","field":"p","key":"k","half_life":2.0,"time_field":"ts","unit":"ms","idle_expiry_seconds":60}"#;
+    let config: FeatureConfig = serde_json::from_str(expiring).unwrap();
+    assert_eq!(serde_json::to_string(&config).unwrap(), expiring);
+    assert!(config.validate(0).is_empty());
+    assert_eq!(config.field_names(), ["p", "k", "ts"]);
+    assert_eq!(
+        config.fields()[2].ty,
+        crate::FieldType::Number,
+        "with a unit, the time is a number"
+    );
+    let configs: Vec<FeatureConfig> = serde_json::from_str(
+        r#"[
+            {"type": "lag", "field": "p", "key": "k", "time_field": "ts"},
+            {"type": "ema", "field": "p", "key": "k", "half_life": 1, "idle_expiry_seconds": 0,
+             "unit": "s"},
+            {"type": "lag", "field": "p", "key": "k", "time_field": "",
+             "idle_expiry_seconds": 5}
+        ]"#,
+    )
+    .unwrap();
+    let problems: Vec<String> = configs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.validate(i))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            "features[0].idle_expiry_seconds: time_field needs idle_expiry_seconds",
+            "features[1].time_field: idle_expiry_seconds (0) needs time_field",
+            "features[1].idle_expiry_seconds: must be in 1..=1000000000, got 0",
+            "features[1].unit: unit needs time_field",
+            "features[2].time_field: empty field name",
+        ]
+    );
+}

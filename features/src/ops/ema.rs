@@ -3,6 +3,7 @@
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
 
 use super::ew_scaler::alpha;
+use super::idle_expiry::IdleExpiry;
 use super::key_map::KeyMap;
 use super::{column, resolve_columns, skipped};
 use crate::error::{FeatureError, Result};
@@ -12,10 +13,11 @@ use crate::schema::{FieldType, Schema};
 /// `alpha = 1 - 2^(-1 / half_life)`, so a value's weight halves every `half_life` events OF
 /// THAT KEY (events, not seconds: the feature does not depend on how regular the clock is).
 /// Row i is written after its own update. A null value or key writes 0.0 and changes nothing.
-/// Serving (`transform`) writes what learning the row would write, without keeping it.
+/// Serving (`transform`) writes what learning the row would write, without keeping it. With an
+/// [`IdleExpiry`], a key idle too long in event time reads as a new key.
 ///
-/// Memory per key: as [`Lag`](super::Lag), at most 89 bytes for keys up to 24 bytes; see
-/// [`Ema::state_bytes`].
+/// Memory per key: as [`Lag`](super::Lag), at most 76 bytes for keys up to 22 bytes (twice
+/// that with idle expiry); see [`Ema::state_bytes`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ema {
@@ -23,6 +25,8 @@ pub struct Ema {
     key: String,
     half_life: f64,
     averages: KeyMap<f64>,
+    #[serde(default)]
+    expiry: Option<IdleExpiry>,
     #[serde(skip)]
     alpha: f64,
     #[serde(skip)]
@@ -32,12 +36,18 @@ pub struct Ema {
 }
 
 impl Ema {
-    pub(crate) fn new(field: String, key: String, half_life: f64) -> Self {
+    pub(crate) fn new(
+        field: String,
+        key: String,
+        half_life: f64,
+        expiry: Option<IdleExpiry>,
+    ) -> Self {
         Ema {
             field,
             key,
             half_life,
             averages: KeyMap::default(),
+            expiry,
             alpha: alpha(half_life),
             columns: [0; 2],
             offset: 0,
@@ -59,9 +69,14 @@ impl Ema {
         &self.averages
     }
 
+    /// The idle-key expiry, when configured.
+    pub fn expiry(&self) -> Option<&IdleExpiry> {
+        self.expiry.as_ref()
+    }
+
     /// Heap bytes held by the per-key state.
     pub fn state_bytes(&self) -> usize {
-        self.averages.table_bytes()
+        self.averages.table_bytes() + self.expiry.as_ref().map_or(0, IdleExpiry::state_bytes)
     }
 
     pub(crate) fn bind(&mut self, schema: &Schema, offset: usize) -> Result<()> {
@@ -85,6 +100,9 @@ impl Ema {
             std::slice::from_ref(&self.key),
             FieldType::String,
         )?;
+        if let Some(e) = &mut self.expiry {
+            e.bind(schema, "ema")?;
+        }
         self.columns = [value[0], key[0]];
         self.alpha = alpha(self.half_life);
         self.offset = offset;
@@ -103,19 +121,32 @@ impl Ema {
         &mut self,
         batch: &RecordBatch,
         skip: &[bool],
+        times: &[i64],
         dense: &mut [f64],
         width: usize,
     ) -> Result<()> {
         let values = column::<Float64Array>(batch, self.columns[0])?;
         let keys = column::<StringArray>(batch, self.columns[1])?;
         for i in 0..batch.num_rows() {
-            if skipped(skip, i) || values.is_null(i) || keys.is_null(i) {
+            if skipped(skip, i) {
                 continue;
             }
-            let x = values.value(i);
-            let m = self.averages.get_or_insert_with(keys.value(i), || f64::NAN);
-            *m = Self::step(self.alpha, (!m.is_nan()).then_some(*m), x);
+            // Event times are read only for an expiry (else `times` is empty).
+            let t = times.get(i).copied().unwrap_or_default();
+            if let Some(e) = &mut self.expiry {
+                e.advance(t);
+            }
+            if values.is_null(i) || keys.is_null(i) {
+                continue;
+            }
+            let (x, key) = (values.value(i), keys.value(i));
+            let fresh = self.expiry.as_mut().is_some_and(|e| e.see(key, t));
+            let m = self.averages.get_or_insert_with(key, || f64::NAN);
+            *m = Self::step(self.alpha, (!fresh && !m.is_nan()).then_some(*m), x);
             dense[i * width + self.offset] = *m;
+            if let Some(e) = &mut self.expiry {
+                e.sweep(&mut self.averages);
+            }
         }
         Ok(())
     }
@@ -124,6 +155,7 @@ impl Ema {
         &self,
         batch: &RecordBatch,
         skip: &[bool],
+        times: &[i64],
         dense: &mut [f64],
         width: usize,
     ) -> Result<()> {
@@ -133,7 +165,9 @@ impl Ema {
             if skipped(skip, i) || values.is_null(i) || keys.is_null(i) {
                 continue;
             }
-            let m = self.averages.get(keys.value(i)).copied();
+            let (key, t) = (keys.value(i), times.get(i).copied().unwrap_or_default());
+            let fresh = self.expiry.as_ref().is_some_and(|e| e.is_fresh(key, t));
+            let m = self.averages.get(key).copied().filter(|_| !fresh);
             dense[i * width + self.offset] = Self::step(self.alpha, m, values.value(i));
         }
         Ok(())
@@ -184,5 +218,44 @@ mod tests {
             serve(&run.set, &[r#"{"p": 10, "sym": "zz"}"#.into()])[0].0[0],
             10.0
         );
+    }
+
+    #[test]
+    fn idle_keys_expire_on_event_time_as_computed_directly() {
+        use crate::ops::lag::tests::{fresh_rows, idle_events, idle_records};
+        let events = idle_events();
+        let run = learn_checked(
+            r#"[{"type": "ema", "field": "p", "key": "sym", "half_life": 3,
+                "time_field": "ts", "unit": "s", "idle_expiry_seconds": 100}]"#,
+            &idle_records(&events),
+        );
+        let fresh = fresh_rows(&events, 100);
+        let a = alpha(3.0);
+        let mut averages: std::collections::HashMap<&str, f64> = Default::default();
+        let mut restarts = 0;
+        for (i, ((k, _, x), row)) in events.iter().zip(&run.rows).enumerate() {
+            let (Some(x), Some(fresh)) = (x, fresh[i]) else {
+                assert_eq!(row.0[0], 0.0, "row {i} is empty");
+                continue;
+            };
+            let m = match averages.get(k.as_str()) {
+                Some(m) if !fresh => m + a * (x - m),
+                _ => *x,
+            };
+            restarts += usize::from(fresh && averages.contains_key(k.as_str()));
+            averages.insert(k, m);
+            assert!(close(row.0[0], m), "row {i}: {} vs {m}", row.0[0]);
+        }
+        assert!(restarts >= 5, "the rare key restarts: {restarts}");
+        let served = serve(
+            &run.set,
+            &[
+                r#"{"p": 10, "sym": "rare", "ts": 1700001200}"#.into(),
+                r#"{"p": 10, "sym": "k2", "ts": 1700001200}"#.into(),
+            ],
+        );
+        assert_eq!(served[0].0[0], 10.0);
+        let m = averages["k2"];
+        assert!(close(served[1].0[0], m + a * (10.0 - m)));
     }
 }

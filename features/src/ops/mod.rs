@@ -7,6 +7,7 @@ pub mod event_time;
 mod ew_scaler;
 mod field_scaler;
 mod hash;
+mod idle_expiry;
 mod impute;
 mod interaction;
 mod key_map;
@@ -27,9 +28,10 @@ pub use self::ema::Ema;
 pub use self::ew_scaler::{EwMoments, EwStandardScaler};
 pub use self::field_scaler::{FieldScaler, FieldState};
 pub use self::hash::FeatureHasher;
+pub use self::idle_expiry::IdleExpiry;
 pub use self::impute::{Impute, RunningMean};
 pub use self::interaction::Interaction;
-pub use self::key_map::KeyMap;
+pub use self::key_map::{KeyMap, INLINE_KEY_BYTES};
 pub use self::lag::Lag;
 pub use self::max_abs_scaler::{MaxAbs, MaxAbsScaler};
 pub use self::min_max_scaler::{MinMax, MinMaxScaler};
@@ -171,8 +173,14 @@ impl FeatureOp {
                 FeatureOp::Impute(Impute::new(c.fields, c.strategy, c.indicator))
             }
             FeatureConfig::Time(c) => FeatureOp::Time(TimeFeatures::new(c.field, c.unit, c.parts)),
-            FeatureConfig::Lag(c) => FeatureOp::Lag(Lag::new(c.field, c.key, c.outputs)),
-            FeatureConfig::Ema(c) => FeatureOp::Ema(Ema::new(c.field, c.key, c.half_life)),
+            FeatureConfig::Lag(c) => {
+                let expiry = idle_expiry(c.time_field, c.unit, c.idle_expiry_seconds);
+                FeatureOp::Lag(Lag::new(c.field, c.key, c.outputs, expiry))
+            }
+            FeatureConfig::Ema(c) => {
+                let expiry = idle_expiry(c.time_field, c.unit, c.idle_expiry_seconds);
+                FeatureOp::Ema(Ema::new(c.field, c.key, c.half_life, expiry))
+            }
             FeatureConfig::Window(c) => FeatureOp::Window(Window::new(c)),
         }
     }
@@ -195,8 +203,8 @@ impl FeatureOp {
             FeatureOp::Text(op) => vec![op.field()],
             FeatureOp::Impute(op) => all(op.fields()),
             FeatureOp::Time(op) => vec![op.field()],
-            FeatureOp::Lag(op) => op.fields().to_vec(),
-            FeatureOp::Ema(op) => op.fields().to_vec(),
+            FeatureOp::Lag(op) => op.fields().into_iter().chain(self.idle_time()).collect(),
+            FeatureOp::Ema(op) => op.fields().into_iter().chain(self.idle_time()).collect(),
             FeatureOp::Window(op) => op.fields().to_vec(),
         }
     }
@@ -235,7 +243,26 @@ impl FeatureOp {
 
     /// True for operators that may refuse rows (they read an event time).
     pub fn reads_event_time(&self) -> bool {
-        matches!(self, FeatureOp::Time(_) | FeatureOp::Window(_))
+        match self {
+            FeatureOp::Time(_) | FeatureOp::Window(_) => true,
+            FeatureOp::Lag(op) => op.expiry().is_some(),
+            FeatureOp::Ema(op) => op.expiry().is_some(),
+            _ => false,
+        }
+    }
+
+    /// The event-time field of an idle-key expiry.
+    fn idle_time(&self) -> Option<&str> {
+        self.idle_expiry().map(IdleExpiry::field)
+    }
+
+    /// The idle-key expiry of `lag` and `ema`, when configured.
+    pub fn idle_expiry(&self) -> Option<&IdleExpiry> {
+        match self {
+            FeatureOp::Lag(op) => op.expiry(),
+            FeatureOp::Ema(op) => op.expiry(),
+            _ => None,
+        }
     }
 
     /// First coordinate of a sparse operator's range.
@@ -349,8 +376,8 @@ impl FeatureOp {
                 op.transform(batch.num_rows(), skip, &times.times, dense, width);
                 Ok(())
             }
-            FeatureOp::Lag(op) => op.learn_transform(batch, skip, dense, width),
-            FeatureOp::Ema(op) => op.learn_transform(batch, skip, dense, width),
+            FeatureOp::Lag(op) => op.learn_transform(batch, skip, &times.times, dense, width),
+            FeatureOp::Ema(op) => op.learn_transform(batch, skip, &times.times, dense, width),
             FeatureOp::Window(op) => {
                 op.learn_transform(batch, skip, &times.times, &times.watermarks, dense, width)
             }
@@ -379,8 +406,8 @@ impl FeatureOp {
                 op.transform(batch.num_rows(), skip, &times.times, dense, width);
                 Ok(())
             }
-            FeatureOp::Lag(op) => op.transform(batch, skip, dense, width),
-            FeatureOp::Ema(op) => op.transform(batch, skip, dense, width),
+            FeatureOp::Lag(op) => op.transform(batch, skip, &times.times, dense, width),
+            FeatureOp::Ema(op) => op.transform(batch, skip, &times.times, dense, width),
             FeatureOp::Window(op) => op.transform(batch, skip, &times.times, dense, width),
             _ => Ok(()),
         }
@@ -415,6 +442,15 @@ impl FeatureOp {
             _ => Ok(()),
         }
     }
+}
+
+/// The idle-key expiry a `lag` or `ema` config asks for (validated: both or neither).
+fn idle_expiry(
+    time_field: Option<String>,
+    unit: Option<crate::config::TimeUnit>,
+    seconds: Option<u64>,
+) -> Option<IdleExpiry> {
+    Some(IdleExpiry::new(time_field?, unit, seconds?))
 }
 
 /// Resolves `fields` to column indices of `schema`, checking that each has type `expected`.

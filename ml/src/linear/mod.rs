@@ -98,7 +98,48 @@ impl LinearModel {
         (margin, in_range): (f64, bool),
         p: f64,
     ) -> Result<()> {
-        let loss = self.params.loss();
+        self.check_event(x, y, weight, margin, in_range)?;
+        let (t, eta, g) = self.gradient(y, margin, p);
+        self.core.update(&self.params, t, eta, x, g, weight);
+        self.t = t;
+        Ok(())
+    }
+
+    /// The checks of [`step`](Self::step), as one predictable branch on the hot path.
+    #[inline]
+    fn check_event(
+        &self,
+        x: &FeatureVec<'_>,
+        y: f64,
+        weight: f64,
+        margin: f64,
+        in_range: bool,
+    ) -> Result<()> {
+        // A finite margin also proves every active x_j is finite (inf * w or 0 * inf would have
+        // leaked into it). `0 <= weight <= f64::MAX` is "finite and >= 0" (NaN fails both).
+        let ok = y.is_finite()
+            & (0.0..=f64::MAX).contains(&weight)
+            & self.params.loss().accepts_label(y)
+            & in_range
+            & margin.is_finite();
+        if ok {
+            Ok(())
+        } else {
+            self.reject(x, y, weight, margin, in_range)
+        }
+    }
+
+    /// The first failed check of an event, in the documented order.
+    #[cold]
+    #[inline(never)]
+    fn reject(
+        &self,
+        x: &FeatureVec<'_>,
+        y: f64,
+        weight: f64,
+        margin: f64,
+        in_range: bool,
+    ) -> Result<()> {
         if !y.is_finite() {
             return Err(MlError::NonFinite {
                 what: "y",
@@ -114,31 +155,65 @@ impl LinearModel {
         if weight < 0.0 {
             return Err(MlError::InvalidWeight { weight });
         }
-        if !loss.accepts_label(y) {
+        if !self.params.loss().accepts_label(y) {
             return Err(MlError::InvalidLabel { y });
         }
         if !in_range {
             x.check_shape(self.core.dim())?;
         }
-        // A finite margin also proves every active x_j is finite (inf * w or 0 * inf would have
-        // leaked into it).
         if !margin.is_finite() {
             return Err(MlError::NonFinite {
                 what: "margin",
                 value: margin,
             });
         }
+        Ok(())
+    }
 
+    /// Step number, step size and clipped margin gradient of the next (validated) event.
+    #[inline]
+    fn gradient(&self, y: f64, margin: f64, p: f64) -> (u64, f64, f64) {
         let params = &self.params;
         let t = self.t + 1;
         // eta depends only on t, so it is computed off the margin -> gradient -> update dependency
         // chain that bounds the event rate
         let eta = params.eta(t);
         let clip = params.clip_gradient();
-        let g = loss.gradient_given(margin, p, y).clamp(-clip, clip);
-        self.core.update(params, t, eta, x, g, weight);
+        let g = params
+            .loss()
+            .gradient_given(margin, p, y)
+            .clamp(-clip, clip);
+        (t, eta, g)
+    }
+
+    /// [`predict_learn_one`](Learner::predict_learn_one) on the general path: any optimizer,
+    /// penalty and input shape. Out of line, so the plain dense path inlines into callers.
+    #[inline(never)]
+    fn predict_learn_general(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<f64> {
+        let m = self.margin(x);
+        let p = self.params.loss().predict(m.0);
+        self.step(x, y, weight, m, p)?;
+        Ok(p)
+    }
+
+    /// [`predict_learn_one`](Learner::predict_learn_one) of a
+    /// [`plain_dense`](LinearCore::plain_dense) event: the same arithmetic as the general path,
+    /// minus the branches and multiplications by 1 it cannot need.
+    #[inline]
+    fn predict_learn_plain(
+        &mut self,
+        x: &FeatureVec<'_>,
+        xs: &[f64],
+        y: f64,
+        weight: f64,
+    ) -> Result<f64> {
+        let margin = self.core.plain_dense_margin(xs);
+        let p = self.params.loss().predict(margin);
+        self.check_event(x, y, weight, margin, true)?;
+        let (t, eta, g) = self.gradient(y, margin, p);
+        self.core.plain_dense_sgd(&self.params, eta, xs, g, weight);
         self.t = t;
-        Ok(())
+        Ok(p)
     }
 }
 
@@ -154,18 +229,17 @@ impl Learner for LinearModel {
 
     #[inline]
     fn learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<()> {
-        let m = self.margin(x);
-        let p = self.params.loss().predict(m.0);
-        self.step(x, y, weight, m, p)
+        // the prediction is part of the update (the gradient needs it), so this is no extra work
+        self.predict_learn_one(x, y, weight).map(|_| ())
     }
 
     /// Computes the margin once for both the prediction and the update.
     #[inline]
     fn predict_learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<f64> {
-        let m = self.margin(x);
-        let p = self.params.loss().predict(m.0);
-        self.step(x, y, weight, m, p)?;
-        Ok(p)
+        match self.core.plain_dense(&self.params, x) {
+            Some(xs) => self.predict_learn_plain(x, xs, y, weight),
+            None => self.predict_learn_general(x, y, weight),
+        }
     }
 }
 
@@ -196,5 +270,7 @@ impl TryFrom<RawLinearModel> for LinearModel {
 pub(crate) mod optimizer_tests;
 #[cfg(test)]
 mod oracle_tests;
+#[cfg(test)]
+mod plain_tests;
 #[cfg(test)]
 mod tests;

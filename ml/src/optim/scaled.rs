@@ -1,6 +1,6 @@
 //! Weights stored as `w = scale * v`: O(1) L2 decay, sparse updates in O(active entries).
 
-use ndarray::Array1;
+use ndarray::{Array1, ArrayView1};
 use serde::{Deserialize, Serialize};
 
 use crate::error::MlError;
@@ -57,20 +57,18 @@ impl ScaledWeights {
     /// sparse ones: entry `e` into lane `e % LANES`), which shortens the floating-point add chain
     /// that bounds a dense event's latency. Because lanes follow entry positions, not storage, a
     /// vector and its sparse spelling (same order) give bit-identical results.
-    #[inline]
+    // always: see `LinearCore::update`
+    #[inline(always)]
     pub(crate) fn dot(&self, x: &FeatureVec<'_>) -> (f64, bool) {
         let dense = x.dense_part();
         let (indices, values) = (x.indices(), x.values());
         let mut in_range = dense.len() <= self.v.len() && indices.len() == values.len();
-        let mut acc = [0.0; LANES];
-        match dense.as_slice() {
-            Some(xs) => dense_lanes(&self.v, xs, &mut acc),
-            None => {
-                for (k, (w, xi)) in self.v.iter().zip(dense).enumerate() {
-                    acc[k % LANES] += w * xi;
-                }
-            }
-        }
+        let mut acc = match dense.to_slice() {
+            // a purely sparse (hashed) event skips the chunking
+            _ if dense.is_empty() => [0.0; LANES],
+            Some(xs) => dense_lanes(&self.v, xs),
+            None => strided_lanes(&self.v, dense),
+        };
         let mut lane = dense.len() % LANES;
         for (&i, &xi) in indices.iter().zip(values) {
             match self.v.get(i as usize) {
@@ -79,8 +77,32 @@ impl ScaledWeights {
             }
             lane = (lane + 1) % LANES;
         }
-        let [a, b, c, d] = acc;
-        (self.scale * ((a + b) + (c + d)), in_range)
+        (self.scale * reduce(acc), in_range)
+    }
+
+    /// Whether the scale is exactly 1, so `w = v` and the `unit_*` methods apply.
+    #[inline]
+    pub(crate) fn is_unit(&self) -> bool {
+        self.scale == 1.0
+    }
+
+    /// [`dot`](Self::dot) for a contiguous dense `xs` no longer than the vector, at scale 1:
+    /// bit-identical to it (`1.0 * s == s` for every `s`), minus the checks and the multiply.
+    #[inline]
+    pub(crate) fn unit_dense_dot(&self, xs: &[f64]) -> f64 {
+        debug_assert!(self.is_unit() && xs.len() <= self.v.len());
+        reduce(dense_lanes(&self.v, xs))
+    }
+
+    /// [`add_scaled`](Self::add_scaled) for a contiguous dense `xs` no longer than the vector, at
+    /// scale 1: `1 / scale` and `alpha * inv_scale` are exactly 1 and `alpha`, and `alpha` is
+    /// already within `+-f64::MAX` (callers clamp it), so the same arithmetic remains.
+    #[inline]
+    pub(crate) fn unit_dense_add(&mut self, alpha: f64, xs: &[f64]) {
+        debug_assert!(self.is_unit());
+        for (v, &xi) in self.v.iter_mut().zip(xs) {
+            *v = saturate(*v + alpha * xi, WEIGHT_LIMIT);
+        }
     }
 
     /// Soft-thresholds the active coordinates of `x` towards 0 by `amount` (an L1 proximal step
@@ -141,21 +163,51 @@ impl ScaledWeights {
 const LANES: usize = 4;
 
 /// The dense part of [`ScaledWeights::dot`]: entry `k` into lane `k % LANES`, over fixed-size
-/// chunks so the compiler sees no bounds to check.
+/// chunks so the compiler sees no bounds to check. The lanes are returned by value and the tail is
+/// matched by length, so they stay in registers: a lane array indexed at run time lives on the
+/// stack, and reading it back as vectors stalls on store-to-load forwarding.
 #[inline]
-fn dense_lanes(v: &[f64], xs: &[f64], acc: &mut [f64; LANES]) {
+fn dense_lanes(v: &[f64], xs: &[f64]) -> [f64; LANES] {
     // equal lengths, so the chunks and the tails line up
     let n = v.len().min(xs.len());
     let (vc, v_tail) = v[..n].as_chunks::<LANES>();
     let (xc, x_tail) = xs[..n].as_chunks::<LANES>();
+    let mut acc = [0.0; LANES];
     for (w, x) in vc.iter().zip(xc) {
         for l in 0..LANES {
             acc[l] += w[l] * x[l];
         }
     }
-    for (a, (w, x)) in acc.iter_mut().zip(v_tail.iter().zip(x_tail)) {
-        *a += w * x;
+    match (v_tail, x_tail) {
+        ([w0], [x0]) => acc[0] += w0 * x0,
+        ([w0, w1], [x0, x1]) => {
+            acc[0] += w0 * x0;
+            acc[1] += w1 * x1;
+        }
+        ([w0, w1, w2], [x0, x1, x2]) => {
+            acc[0] += w0 * x0;
+            acc[1] += w1 * x1;
+            acc[2] += w2 * x2;
+        }
+        _ => {}
     }
+    acc
+}
+
+/// [`dense_lanes`] for a non-contiguous dense prefix.
+#[inline]
+fn strided_lanes(v: &[f64], dense: ArrayView1<'_, f64>) -> [f64; LANES] {
+    let mut acc = [0.0; LANES];
+    for (k, (w, xi)) in v.iter().zip(dense).enumerate() {
+        acc[k % LANES] += w * xi;
+    }
+    acc
+}
+
+/// The lanes' sum, in the fixed order every dot product uses.
+#[inline]
+fn reduce([a, b, c, d]: [f64; LANES]) -> f64 {
+    (a + b) + (c + d)
 }
 
 /// `sign(v) * max(|v| - a, 0)`.
