@@ -30,7 +30,8 @@ fn recompute_auc(task: Task, events: &[(f64, f64)], exact: bool) -> MetricValues
                 / n;
             let b = |p: f64| {
                 if exact {
-                    p.to_bits() as usize
+                    // the whole-stream AUC ranks scores on a 2^-18 grid
+                    (p * (1u64 << 18) as f64).round() as usize
                 } else {
                     ((p * 10_000.0) as usize).min(9_999)
                 }
