@@ -28,11 +28,10 @@ mod error;
 mod model;
 pub mod registry;
 pub mod server;
+mod snapshot;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use error::{ModelError, Result};
-pub use model::{
-    prediction_json, row_json, InstanceError, LearnerParams, Learners, ModelHandle, ModelSpec,
-    RowOutcome, ServingSnapshot, TrainedModel,
-};
+pub use model::{prediction_json, LearnerParams, Learners, ModelSpec, RowOutcome, TrainedModel};
 pub use registry::Registry;
+pub use snapshot::{row_json, InstanceError, ModelHandle, ServingSnapshot};

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::handlers::{error, unknown_model};
 use super::AppState;
-use crate::model::InstanceError;
+use crate::snapshot::InstanceError;
 
 /// Labelled records for the live learner, and where to send its answer.
 pub struct LearnRequest {

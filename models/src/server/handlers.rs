@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::AppState;
-use crate::model::ServingSnapshot;
+use crate::snapshot::ServingSnapshot;
 
 pub(crate) fn error(
     status: StatusCode,

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::net::TcpListener;
 
 use crate::error::{ModelError, Result};
-use crate::model::ModelHandle;
+use crate::snapshot::ModelHandle;
 
 pub use admin::{LearnReply, LearnRequest, LearnSender};
 pub use metrics::HttpMetrics;
