@@ -141,9 +141,16 @@ enum FormatArg {
 struct RunArgs {
     /// The pipeline file (TOML). Omit it to use quick mode with --input.
     pipeline: Option<PathBuf>,
-    /// Quick mode: input file, directory or glob (JSON Lines or CSV, optionally gzip).
+    /// Quick mode: input file, directory or glob (JSON Lines, CSV, optionally gzip; Parquet,
+    /// Arrow IPC), or a Kafka topic as kafka://HOST:PORT/TOPIC (JSON messages).
     #[arg(long)]
     input: Option<String>,
+    /// Quick mode, Kafka input: the consumer group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Quick mode, Kafka input: end the run after this many seconds without a new message.
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout: Option<f64>,
     /// Quick mode: the field to predict.
     #[arg(long)]
     target: Option<String>,
@@ -186,10 +193,10 @@ struct RunArgs {
     /// Quick mode: serve the live model on this address (loopback by default when given).
     #[arg(long)]
     serve: Option<SocketAddr>,
-    /// Quick mode: write predictions here (JSON Lines).
+    /// Quick mode: write predictions here (JSON Lines), or to kafka://HOST:PORT/TOPIC.
     #[arg(long)]
     predictions: Option<PathBuf>,
-    /// Quick mode: write dead letters here (JSON Lines).
+    /// Quick mode: write dead letters here (JSON Lines), or to kafka://HOST:PORT/TOPIC.
     #[arg(long)]
     dead_letters: Option<PathBuf>,
     /// Checkpoint into DIR, and resume from it when it holds a checkpoint already.
@@ -352,6 +359,8 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
             options.k = args.k;
             options.half_life = args.half_life;
             options.warm_start = args.warm_start;
+            options.group = args.group.clone();
+            options.idle_timeout = args.idle_timeout;
             quick_config(&options)?
         }
     };

@@ -124,11 +124,13 @@ pub enum DecodeErrorKind {
     Late,
     /// An event-time field that is not RFC 3339 or an in-range epoch.
     BadTimestamp,
+    /// A record in another format (CSV line, Arrow IPC message) that cannot be read at all.
+    Malformed,
 }
 
 impl DecodeErrorKind {
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [DecodeErrorKind; 11] = [
+    pub const ALL: [DecodeErrorKind; 12] = [
         DecodeErrorKind::MalformedJson,
         DecodeErrorKind::NotAnObject,
         DecodeErrorKind::MissingField,
@@ -140,6 +142,7 @@ impl DecodeErrorKind {
         DecodeErrorKind::TooLarge,
         DecodeErrorKind::Late,
         DecodeErrorKind::BadTimestamp,
+        DecodeErrorKind::Malformed,
     ];
 
     /// The snake_case name, identical to the serde form.
@@ -154,6 +157,7 @@ impl DecodeErrorKind {
             DecodeErrorKind::WrongColumnCount => "wrong_column_count",
             DecodeErrorKind::InvalidUtf8 => "invalid_utf8",
             DecodeErrorKind::TooLarge => "too_large",
+            DecodeErrorKind::Malformed => "malformed",
             DecodeErrorKind::Late => "late",
             DecodeErrorKind::BadTimestamp => "bad_timestamp",
         }

@@ -71,7 +71,7 @@ pub use config::{
     ImputeStrategy, LagConfig, LagOutput, OneHotConfig, TextConfig, TimeConfig, TimePart, TimeUnit,
     WindowConfig, HASH_BITS, MAX_CATEGORIES, MAX_IDF_BITS, MAX_PANES, MAX_SECONDS,
 };
-pub use decode::{BatchBuilder, CsvHeader, MAX_ABS_NUMBER};
+pub use decode::{BatchBuilder, CsvHeader, Fill, MAX_ABS_NUMBER};
 pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
 pub use schema::{Field, FieldType, Schema};
 pub use set::FeatureSet;

@@ -38,6 +38,8 @@ pub enum RuntimeError {
     Model(#[from] eddy_models::ModelError),
     #[error(transparent)]
     Ml(#[from] eddy_ml::MlError),
+    #[error("kafka: {message}")]
+    Kafka { message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,9 +60,9 @@ impl RuntimeError {
     /// Whose fault the error is.
     pub fn fault(&self) -> Fault {
         match self {
-            RuntimeError::Io { .. } | RuntimeError::Model(eddy_models::ModelError::Serve(_)) => {
-                Fault::External
-            }
+            RuntimeError::Io { .. }
+            | RuntimeError::Kafka { .. }
+            | RuntimeError::Model(eddy_models::ModelError::Serve(_)) => Fault::External,
             RuntimeError::Internal(_) => Fault::Internal,
             _ => Fault::User,
         }

@@ -15,10 +15,17 @@ pub const CHECKPOINTS_WRITTEN: &str = "eddy_checkpoints_written";
 pub const THROUGHPUT: &str = "eddy_throughput_events_per_second";
 pub const MODEL_METRIC: &str = "eddy_model_metric";
 pub const MODEL_VERSION: &str = "eddy_model_version";
+pub const KAFKA_CONSUMER_LAG: &str = "eddy_kafka_consumer_lag";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +47,8 @@ pub struct PipelineMetrics {
     pub throughput: FloatGauge,
     pub model_metric: Family<MetricLabels, FloatGauge>,
     pub model_version: Gauge,
+    /// Messages behind the partition's high watermark (Kafka sources).
+    pub kafka_lag: Family<PartitionLabels, Gauge>,
 }
 
 impl PipelineMetrics {
@@ -79,6 +88,11 @@ impl PipelineMetrics {
             MODEL_VERSION,
             "Events learned by the live model",
             m.model_version.clone(),
+        );
+        registry.register(
+            KAFKA_CONSUMER_LAG,
+            "Messages between the next offset to read and the partition's high watermark",
+            m.kafka_lag.clone(),
         );
         m
     }

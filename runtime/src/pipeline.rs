@@ -188,10 +188,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             ),
         };
 
+    let mut registry = Registry::default();
+    let metrics = PipelineMetrics::register(&mut registry);
+    metrics.events_read.inc_by(counters.events);
+    metrics.events_learned.inc_by(counters.learned);
+
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
         resume: position.clone(),
+        kafka_lag: Some(metrics.kafka_lag.clone()),
     })?;
+    let committer = source.committer();
     let predictions = config
         .sinks
         .predictions
@@ -208,11 +215,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .as_ref()
         .map(|s| s.open(dead_letters_len))
         .transpose()?;
-
-    let mut registry = Registry::default();
-    let metrics = PipelineMetrics::register(&mut registry);
-    metrics.events_read.inc_by(counters.events);
-    metrics.events_learned.inc_by(counters.learned);
 
     let mut options = options;
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
@@ -290,6 +292,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         curve: Vec::new(),
         predictions,
         dead_letters,
+        committer,
         checkpoints,
         export,
         metrics,

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use eddy_features::FeatureConfig;
 use serde_json::Value;
@@ -19,7 +20,8 @@ use crate::config::{
 use crate::error::{Result, RuntimeError};
 use crate::sink::{SinkConfig, SinksConfig};
 use crate::source::{
-    columnar_schema, expand_inputs, is_columnar, FileFormat, FileSourceConfig, SourceConfig,
+    columnar_schema, expand_inputs, is_columnar, parse_kafka_url, peek_first_message, FileFormat,
+    FileSourceConfig, KafkaSourceConfig, SourceConfig,
 };
 
 /// Hash buckets for string fields in quick mode.
@@ -48,6 +50,10 @@ pub struct QuickOptions {
     pub k: Option<usize>,
     pub half_life: Option<f64>,
     pub warm_start: Option<usize>,
+    /// Kafka input (`kafka://HOST:PORT/TOPIC`): the consumer group.
+    pub group: Option<String>,
+    /// Kafka input: end after this many seconds without a message.
+    pub idle_timeout: Option<f64>,
 }
 
 impl QuickOptions {
@@ -72,6 +78,8 @@ impl QuickOptions {
             k: None,
             half_life: None,
             warm_start: None,
+            group: None,
+            idle_timeout: None,
         }
     }
 }
@@ -92,8 +100,24 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
                 .into(),
         });
     }
-    let first = expand_inputs(&options.input)?.remove(0);
-    let fields = if is_columnar(&first) {
+    let kafka = parse_kafka_url(&options.input);
+    if options.input.starts_with("kafka://") && kafka.is_none() {
+        return Err(RuntimeError::Input {
+            path: options.input.clone().into(),
+            message: "a Kafka input is kafka://HOST:PORT/TOPIC".into(),
+        });
+    }
+    let first = match &kafka {
+        Some(_) => PathBuf::from(&options.input),
+        None => expand_inputs(&options.input)?.remove(0),
+    };
+    let fields = if let Some((brokers, topic)) = &kafka {
+        let message = peek_first_message(brokers, topic, Duration::from_secs(30))?;
+        json_fields(&message).map_err(|message| RuntimeError::Input {
+            path: first.clone(),
+            message: format!("the first message: {message}"),
+        })?
+    } else if is_columnar(&first) {
         columnar_schema(&first)?
             .fields()
             .iter()
@@ -179,12 +203,27 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
                 message: format!("unknown optimizer {optimizer:?}: use sgd, adagrad, adam or ftrl"),
             }
         })?;
-    Ok(PipelineConfig {
-        source: SourceConfig::File(FileSourceConfig {
+    let source = match kafka {
+        Some((brokers, topic)) => {
+            let Some(group) = &options.group else {
+                return Err(RuntimeError::Input {
+                    path: first,
+                    message: "a Kafka input needs --group GROUP".into(),
+                });
+            };
+            let mut c = KafkaSourceConfig::new(&brokers, &topic, group);
+            c.batch_size = options.batch_size;
+            c.idle_timeout_seconds = options.idle_timeout;
+            SourceConfig::Kafka(c)
+        }
+        None => SourceConfig::File(FileSourceConfig {
             path: options.input.clone(),
             format: options.format,
             batch_size: options.batch_size,
         }),
+    };
+    Ok(PipelineConfig {
+        source,
         features,
         model,
         checkpoint: options.checkpoint_dir.as_ref().map(|dir| CheckpointConfig {
@@ -205,16 +244,38 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
         },
         export: None,
         sinks: SinksConfig {
-            predictions: options
-                .predictions
-                .clone()
-                .map(|path| SinkConfig::File { path }),
-            dead_letters: options
-                .dead_letters
-                .clone()
-                .map(|path| SinkConfig::File { path }),
+            predictions: options.predictions.as_deref().map(sink_for),
+            dead_letters: options.dead_letters.as_deref().map(sink_for),
         },
     })
+}
+
+/// A file sink, or a Kafka sink for `kafka://HOST:PORT/TOPIC`.
+fn sink_for(path: &Path) -> SinkConfig {
+    match path.to_str().and_then(parse_kafka_url) {
+        Some((brokers, topic)) => SinkConfig::Kafka {
+            brokers,
+            topic,
+            properties: Default::default(),
+        },
+        None => SinkConfig::File {
+            path: path.to_path_buf(),
+        },
+    }
+}
+
+/// Field names and kinds of one JSON object.
+fn json_fields(record: &[u8]) -> std::result::Result<Vec<(String, Kind)>, String> {
+    let record: serde_json::Map<String, Value> =
+        serde_json::from_slice(record).map_err(|e| format!("not a JSON object: {e}"))?;
+    Ok(record
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            Value::Number(_) | Value::Bool(_) => Some((name, Kind::Number)),
+            Value::String(_) => Some((name, Kind::Text)),
+            _ => None,
+        })
+        .collect())
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>> {
@@ -245,16 +306,8 @@ fn first_record_fields(path: &Path, format: FileFormat) -> Result<Vec<(String, K
                 if line.trim().is_empty() {
                     continue;
                 }
-                let record: serde_json::Map<String, Value> = serde_json::from_str(&line)
-                    .map_err(|e| bad(format!("the first record is not a JSON object: {e}")))?;
-                return Ok(record
-                    .into_iter()
-                    .filter_map(|(name, value)| match value {
-                        Value::Number(_) | Value::Bool(_) => Some((name, Kind::Number)),
-                        Value::String(_) => Some((name, Kind::Text)),
-                        _ => None,
-                    })
-                    .collect());
+                return json_fields(line.as_bytes())
+                    .map_err(|e| bad(format!("the first record is {e}")));
             }
             Err(bad("no records".into()))
         }

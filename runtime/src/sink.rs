@@ -1,12 +1,25 @@
-//! Sinks: predictions and dead letters as JSON Lines, to a file or a standard stream.
+//! Sinks: predictions and dead letters as JSON Lines, to a file, a standard stream or a Kafka
+//! topic.
 //!
 //! A file sink reports its durable length at each checkpoint and is truncated back to it on
 //! resume, so after a crash a file holds each line exactly once. Standard streams cannot be
-//! rewound: what was written after the last checkpoint may appear twice there.
+//! rewound: what was written after the last checkpoint may appear twice there. A Kafka sink
+//! (one message per line, idempotent producer) is flushed before each checkpoint, so every
+//! line a checkpoint covers is acknowledged by the broker; lines written after the last
+//! checkpoint are written again after a crash: at least once. Each Kafka record carries its
+//! source `topic`, `partition` and `offset`, which is what consumers deduplicate on.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,9 +29,18 @@ use crate::error::{Result, RuntimeError};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     Stdout,
     Stderr,
+    Kafka {
+        brokers: String,
+        topic: String,
+        /// Passed to librdkafka as they are (security settings, `compression.type`, ...).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        properties: BTreeMap<String, String>,
+    },
 }
 
 /// `[sinks]`.
@@ -32,10 +54,42 @@ pub struct SinksConfig {
 }
 
 enum Target {
-    File { path: PathBuf, out: BufWriter<File> },
+    File {
+        path: PathBuf,
+        out: BufWriter<File>,
+    },
     Stdout(BufWriter<std::io::Stdout>),
     Stderr(std::io::Stderr),
+    Kafka {
+        topic: String,
+        producer: BaseProducer<Deliveries>,
+    },
 }
+
+/// Counts messages the broker did not take, so a checkpoint never covers a lost line.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// How long a checkpoint waits for the broker to acknowledge a sink's messages.
+const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A JSON Lines writer.
 pub struct LineSink {
@@ -74,18 +128,54 @@ impl SinkConfig {
             }
             SinkConfig::Stdout => (Target::Stdout(BufWriter::new(std::io::stdout())), 0),
             SinkConfig::Stderr => (Target::Stderr(std::io::stderr()), 0),
+            SinkConfig::Kafka {
+                brokers,
+                topic,
+                properties,
+            } => {
+                let mut client = ClientConfig::new();
+                for (key, value) in properties {
+                    client.set(key, value);
+                }
+                let producer = client
+                    .set("bootstrap.servers", brokers)
+                    .set("enable.idempotence", "true")
+                    .set("linger.ms", "5")
+                    .set_log_level(RDKafkaLogLevel::Warning)
+                    .create_with_context(Deliveries::default())
+                    .map_err(|e| RuntimeError::Kafka {
+                        message: format!("creating a producer for {topic}: {e}"),
+                    })?;
+                (
+                    Target::Kafka {
+                        topic: topic.clone(),
+                        producer,
+                    },
+                    0,
+                )
+            }
         };
         Ok(LineSink { target, written })
     }
 }
 
 impl LineSink {
-    /// Appends one line (the newline is added here).
+    /// Appends one line (the newline is added here; a Kafka sink sends it as one message).
     pub fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.write_keyed(None, line)
+    }
+
+    /// Appends one line; a Kafka sink uses `key` as the message key.
+    pub fn write_keyed(&mut self, key: Option<&str>, line: &[u8]) -> Result<()> {
+        if let Target::Kafka { topic, producer } = &self.target {
+            self.written += line.len() as u64 + 1;
+            return send(producer, topic, key, line);
+        }
         let res = match &mut self.target {
             Target::File { out, .. } => out.write_all(line).and_then(|()| out.write_all(b"\n")),
             Target::Stdout(out) => out.write_all(line).and_then(|()| out.write_all(b"\n")),
             Target::Stderr(out) => out.write_all(line).and_then(|()| out.write_all(b"\n")),
+            Target::Kafka { .. } => unreachable!("sent above"),
         };
         self.written += line.len() as u64 + 1;
         res.map_err(|e| RuntimeError::io("writing", self.name(), e))
@@ -93,10 +183,20 @@ impl LineSink {
 
     /// Serialises `value` as one line.
     pub fn write_json<T: Serialize>(&mut self, value: &T, scratch: &mut Vec<u8>) -> Result<()> {
+        self.write_json_keyed(None, value, scratch)
+    }
+
+    /// Serialises `value` as one line with a message key.
+    pub fn write_json_keyed<T: Serialize>(
+        &mut self,
+        key: Option<&str>,
+        value: &T,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
         scratch.clear();
         serde_json::to_writer(&mut *scratch, value)
             .map_err(|e| RuntimeError::Internal(format!("serialising a sink record: {e}")))?;
-        self.write_line(scratch)
+        self.write_keyed(key, scratch)
     }
 
     /// Flushes and, for files, fsyncs; returns the durable length a checkpoint should record.
@@ -114,6 +214,27 @@ impl LineSink {
                 .flush()
                 .map_err(|e| RuntimeError::io("flushing", &name, e))?,
             Target::Stderr(_) => {}
+            Target::Kafka { topic, producer } => {
+                producer
+                    .flush(KAFKA_FLUSH_TIMEOUT)
+                    .map_err(|e| RuntimeError::Kafka {
+                        message: format!(
+                            "{topic}: messages not acknowledged within {}s: {e}",
+                            KAFKA_FLUSH_TIMEOUT.as_secs()
+                        ),
+                    })?;
+                let deliveries = producer.context();
+                let failed = deliveries.failed.load(Ordering::SeqCst);
+                if failed > 0 {
+                    let last = deliveries.last_error.lock().ok().and_then(|l| l.clone());
+                    return Err(RuntimeError::Kafka {
+                        message: format!(
+                            "{topic}: {failed} messages were not delivered (last error: {})",
+                            last.unwrap_or_default()
+                        ),
+                    });
+                }
+            }
         }
         Ok(self.written)
     }
@@ -123,6 +244,38 @@ impl LineSink {
             Target::File { path, .. } => path.clone(),
             Target::Stdout(_) => PathBuf::from("<stdout>"),
             Target::Stderr(_) => PathBuf::from("<stderr>"),
+            Target::Kafka { topic, .. } => PathBuf::from(format!("kafka:{topic}")),
+        }
+    }
+}
+
+/// Sends one message, waiting while the producer's queue is full: a slow broker slows the
+/// pipeline instead of growing memory.
+fn send(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    key: Option<&str>,
+    payload: &[u8],
+) -> Result<()> {
+    let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                return Err(RuntimeError::Kafka {
+                    message: format!("sending to {topic}: {e}"),
+                })
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
 use crate::error::Result;
 use crate::metrics::{PipelineMetrics, ReasonLabels};
 use crate::sink::LineSink;
-use crate::source::{Chunk, DeadLetter, Position};
+use crate::source::{Chunk, Coordinates, DeadLetter, Position};
 
 /// What the progress callback sees at each interval.
 #[derive(Clone, Debug)]
@@ -56,6 +56,12 @@ struct PredictionLine<'a> {
     key: Option<&'a str>,
     prediction: &'a serde_json::Value,
     model_version: u64,
+    /// Topic, partition, offset and timestamp of a Kafka record: consumers deduplicate on them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    source: Option<&'a Coordinates>,
+    /// Milliseconds from the record's timestamp to its prediction (Kafka records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<i64>,
 }
 
 /// When to export a model version.
@@ -87,6 +93,8 @@ pub(crate) struct Trainer {
     pub(crate) curve: Vec<CurvePoint>,
     pub(crate) predictions: Option<LineSink>,
     pub(crate) dead_letters: Option<LineSink>,
+    /// Told each durable checkpoint's position (Kafka: commits the offsets to the group).
+    pub(crate) committer: Option<crate::source::Committer>,
     pub(crate) checkpoints: Option<CheckpointPolicy>,
     pub(crate) export: Option<ExportPolicy>,
     pub(crate) metrics: PipelineMetrics,
@@ -216,18 +224,22 @@ impl Trainer {
                                 .as_ref()
                                 .filter(|k| k.is_valid(row))
                                 .map(|k| k.value(row));
+                            let source = chunk.origins.get(row);
                             let record = PredictionLine {
                                 position: seq,
                                 key,
                                 prediction: &prediction,
                                 model_version,
+                                source,
+                                latency_ms: source.map(|s| now_ms() - s.timestamp_ms),
                             };
-                            if let Err(e) = sink.write_json(&record, line) {
+                            if let Err(e) = sink.write_json_keyed(key, &record, line) {
                                 sink_error.get_or_insert(e);
                             }
                         }
                     }
                     RowOutcome::Refused(error) => refused.push(DeadLetter {
+                        coordinates: chunk.origins.get(row).cloned(),
                         seq,
                         kind: error.kind.as_str(),
                         field: error.field.clone(),
@@ -344,6 +356,9 @@ impl Trainer {
             model: self.model.clone(),
         };
         let path = policy.store.write(&checkpoint)?;
+        if let Some(commit) = self.committer.as_mut() {
+            commit(&self.position);
+        }
         tracing::debug!(path = %path.display(), events = self.counters.events, "checkpoint written");
         self.last_checkpoint = (Instant::now(), self.counters.events);
         self.checkpoints_written += 1;
@@ -412,4 +427,10 @@ impl Trainer {
             self.model.metrics.window_values(),
         )
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

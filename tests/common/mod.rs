@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod kafka;
+
 use anyhow::{bail, Context, Result};
 use eddy_runtime::checkpoint::{read_checkpoint, Checkpoint};
 use eddy_runtime::source::{GeneratorConfig, GeneratorKind};

@@ -53,6 +53,12 @@ enum Column {
     Number(Float64Builder),
     String(StringBuilder),
 }
+/// A value a source supplies for a field the record itself left missing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fill<'a> {
+    Number(f64),
+    Text(&'a str),
+}
 
 /// Appends decoded records into Arrow column builders.
 ///
@@ -150,6 +156,51 @@ impl BatchBuilder {
         self.commit()
     }
 
+    /// Like [`push_json`](Self::push_json), then fills fields the record left missing from
+    /// `fill` (field index, value): a source's own metadata, such as a message's key or
+    /// timestamp, stands in for what the record does not say itself. A fill value of the wrong
+    /// type for its field is ignored.
+    pub fn push_json_filled(
+        &mut self,
+        record: &[u8],
+        fill: &[(usize, Fill<'_>)],
+    ) -> Result<(), DecodeError> {
+        self.row.reset();
+        json::decode(&self.schema, &mut self.row, record)?;
+        self.fill(fill)?;
+        self.commit()
+    }
+
+    /// [`push_csv`](Self::push_csv) with the fills of [`push_json_filled`](Self::push_json_filled).
+    pub fn push_csv_filled(
+        &mut self,
+        header: &CsvHeader,
+        row: &::csv::ByteRecord,
+        fill: &[(usize, Fill<'_>)],
+    ) -> Result<(), DecodeError> {
+        self.row.reset();
+        header.decode(&self.schema, &mut self.row, row)?;
+        self.fill(fill)?;
+        self.commit()
+    }
+
+    fn fill(&mut self, fill: &[(usize, Fill<'_>)]) -> Result<(), DecodeError> {
+        let fields = self.schema.fields();
+        for &(i, value) in fill {
+            if i >= fields.len() || self.row.slots[i] != Slot::Missing {
+                continue;
+            }
+            match (fields[i].ty, value) {
+                (FieldType::Number, Fill::Number(x)) => {
+                    self.row.slots[i] = Slot::Number(check_number(&fields[i].name, x)?)
+                }
+                (FieldType::String, Fill::Text(s)) => self.row.slots[i] = self.row.push_str(s),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Decodes one CSV row, using the header's column -> field mapping. An empty cell is a
     /// missing value.
     pub fn push_csv(
@@ -193,6 +244,40 @@ impl BatchBuilder {
             }
         }
         self.commit()
+    }
+
+    /// [`push_values`](Self::push_values) with the fills of
+    /// [`push_json_filled`](Self::push_json_filled).
+    pub fn push_values_filled(
+        &mut self,
+        numbers: &[Option<f64>],
+        strings: &[Option<&str>],
+        fill: &[(usize, Fill<'_>)],
+    ) -> Result<(), DecodeError> {
+        if fill.is_empty() {
+            return self.push_values(numbers, strings);
+        }
+        let mut numbers = numbers.to_vec();
+        let mut strings = strings.to_vec();
+        for &(i, value) in fill {
+            match value {
+                Fill::Number(x) => {
+                    if let Some(k) = self.number_fields.iter().position(|&f| f == i) {
+                        if numbers.get(k).is_some_and(Option::is_none) {
+                            numbers[k] = Some(x);
+                        }
+                    }
+                }
+                Fill::Text(t) => {
+                    if let Some(k) = self.string_fields.iter().position(|&f| f == i) {
+                        if strings.get(k).is_some_and(Option::is_none) {
+                            strings[k] = Some(t);
+                        }
+                    }
+                }
+            }
+        }
+        self.push_values(&numbers, &strings)
     }
 
     /// Checks required fields, then appends the scratch row to the column builders.

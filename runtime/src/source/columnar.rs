@@ -303,6 +303,7 @@ impl Source for ColumnarSource {
                                 self.row_in_file
                             ),
                             raw: serde_json::Value::Object(raw).to_string(),
+                            coordinates: None,
                         });
                     }
                 }

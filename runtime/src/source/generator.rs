@@ -345,6 +345,7 @@ impl Source for GeneratorSource {
                     reason: err.to_string(),
                     origin: format!("generator:{i}"),
                     raw: String::new(),
+                    coordinates: None,
                 }),
             }
         }

@@ -8,6 +8,7 @@
 mod columnar;
 mod file;
 mod generator;
+mod kafka;
 mod reader;
 
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub use file::{
     expand_inputs, FileFormat, FileSource, FileSourceConfig, StdinSource, StdinSourceConfig,
 };
 pub use generator::{GeneratorConfig, GeneratorKind, GeneratorSource};
+pub use kafka::{
+    parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig, LagGauges, MergeOrder,
+    MessageFormat, StartAt,
+};
 
 /// How far a source has read. `records` counts every record consumed since the start of the
 /// stream, dead letters included; `location` says where to continue.
@@ -51,7 +56,33 @@ pub enum Location {
     Generator,
     /// Standard input cannot seek: a resumed run reads what stdin gives it next.
     Stdin,
+    /// A Kafka topic: the next offset to read, by partition, for every partition read so far.
+    Kafka {
+        topic: String,
+        offsets: Vec<(i32, i64)>,
+    },
 }
+
+/// Where a record read from Kafka came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coordinates {
+    #[serde(serialize_with = "serialize_arc_str")]
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// The message timestamp, ms since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+fn serialize_arc_str<S: serde::Serializer>(
+    s: &Arc<str>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(s)
+}
+
+/// Commits a durable checkpoint's position back to the source (Kafka offsets to the group).
+pub type Committer = Box<dyn FnMut(&Position) + Send>;
 
 /// A record that could not be used, with enough context to find and fix it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -69,6 +100,9 @@ pub struct DeadLetter {
     pub origin: String,
     /// The record as read (lossy UTF-8).
     pub raw: String,
+    /// Topic, partition, offset and timestamp, for records read from Kafka.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub coordinates: Option<Coordinates>,
 }
 
 /// One micro-batch: decoded rows, the dead letters met while reading them, and the position
@@ -78,6 +112,8 @@ pub struct Chunk {
     pub batch: RecordBatch,
     /// The stream sequence number of each row of `batch`.
     pub seqs: Vec<u64>,
+    /// Where each row of `batch` came from, for Kafka sources; empty otherwise.
+    pub origins: Vec<Coordinates>,
     pub dead: Vec<DeadLetter>,
     pub end: Position,
 }
@@ -89,6 +125,11 @@ pub trait Source: Send {
 
     /// Where the next record will be read from.
     fn position(&self) -> Position;
+
+    /// What to call once a checkpoint holding a position is durable (Kafka commits offsets).
+    fn committer(&self) -> Option<Committer> {
+        None
+    }
 }
 
 /// What a source config needs to build a running source.
@@ -97,6 +138,8 @@ pub struct BuildContext {
     pub builder: BatchBuilder,
     /// Where to continue, when resuming from a checkpoint.
     pub resume: Option<Position>,
+    /// Consumer lag gauges, for sources that have a lag.
+    pub kafka_lag: Option<LagGauges>,
 }
 
 /// What the user writes under `[source]`.
@@ -106,6 +149,7 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     Stdin(StdinSourceConfig),
     Generator(GeneratorConfig),
+    Kafka(KafkaSourceConfig),
 }
 
 impl SourceConfig {
@@ -115,6 +159,7 @@ impl SourceConfig {
             SourceConfig::File(c) => c.batch_size,
             SourceConfig::Stdin(c) => c.batch_size,
             SourceConfig::Generator(c) => c.batch_size,
+            SourceConfig::Kafka(c) => c.batch_size,
         }
     }
 
@@ -129,6 +174,7 @@ impl SourceConfig {
                 problems.push("source.path: empty".to_owned())
             }
             SourceConfig::Generator(c) => problems.extend(c.validate()),
+            SourceConfig::Kafka(c) => problems.extend(c.validate()),
             _ => {}
         }
         problems
@@ -157,6 +203,7 @@ impl SourceConfig {
             }
             SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
             SourceConfig::Generator(c) => Box::new(GeneratorSource::new(c, cx)),
+            SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, cx)?),
         })
     }
 }
@@ -164,6 +211,7 @@ impl SourceConfig {
 /// Shared by sources: collects rows and dead letters of one chunk.
 pub(crate) struct ChunkParts {
     pub(crate) seqs: Vec<u64>,
+    pub(crate) origins: Vec<Coordinates>,
     pub(crate) dead: Vec<DeadLetter>,
 }
 
@@ -171,6 +219,7 @@ impl ChunkParts {
     pub(crate) fn new() -> Self {
         ChunkParts {
             seqs: Vec::new(),
+            origins: Vec::new(),
             dead: Vec::new(),
         }
     }
@@ -183,6 +232,7 @@ impl ChunkParts {
         Chunk {
             batch: builder.finish(),
             seqs: self.seqs,
+            origins: self.origins,
             dead: self.dead,
             end,
         }

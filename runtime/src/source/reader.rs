@@ -46,6 +46,7 @@ fn dead_letter(seq: u64, err: DecodeError, origin: String, raw: String) -> DeadL
         reason: err.to_string(),
         origin,
         raw,
+        coordinates: None,
     }
 }
 

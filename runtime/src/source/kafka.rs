@@ -1,0 +1,945 @@
+//! The Kafka source: one topic read through a consumer group, with eddy's checkpoint, not the
+//! group, as the authority on where each partition stands.
+//!
+//! - Auto-commit is off. The position of a chunk is the next offset of every partition read so
+//!   far; a checkpoint stores it, and only once the checkpoint is durable are those offsets
+//!   committed to the group (see [`KafkaSource::committer`]). When a partition is assigned, it
+//!   starts at the later of the group's committed offset and this worker's checkpointed one, so
+//!   a crash between a checkpoint and its commit replays nothing twice.
+//! - Partitions are merged in timestamp order (`order = "timestamp"`, the default): a message
+//!   is emitted only when every assigned partition has a message waiting or has reached its end,
+//!   and the smallest `(timestamp, partition, offset)` goes first. Over a topic whose messages
+//!   are all written, that is one total order whatever the fetch timing, so a resumed run learns
+//!   exactly the events, in exactly the order, that an unbroken run would have. `order =
+//!   "arrival"` takes messages as the client delivers them (lower latency, no such guarantee).
+//! - Memory is bounded: a partition whose queue is full is paused at the client until the merge
+//!   has drained it, so a slow trainer slows the fetches instead of growing the heap.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
+use arrow_schema::DataType;
+use eddy_features::{BatchBuilder, CsvHeader, DecodeError, DecodeErrorKind, FieldType, Fill};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::{BuildContext, Chunk, ChunkParts, Coordinates, DeadLetter, Location, Position, Source};
+use crate::error::{Result, RuntimeError};
+use crate::metrics::PartitionLabels;
+
+const RAW_KEEP_BYTES: usize = 4096;
+
+/// `[source] type = "kafka"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    pub topic: String,
+    /// The consumer group; workers of one group split the topic's partitions.
+    pub group: String,
+    /// Where a partition with neither a checkpointed nor a committed offset starts.
+    #[serde(default)]
+    pub start: StartAt,
+    #[serde(default)]
+    pub format: MessageFormat,
+    /// Column names of CSV messages (one CSV line per message, no header); defaults to the
+    /// schema's fields in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_columns: Option<Vec<String>>,
+    /// A String field that takes the message key when the record does not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_field: Option<String>,
+    /// A Number field that takes the message timestamp (ms since the epoch) when the record
+    /// does not carry it: event time from Kafka.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_field: Option<String>,
+    #[serde(default)]
+    pub order: MergeOrder,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// A chunk is handed on after this long even when not full.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// End the run after this many seconds without a new message (backfills and tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<f64>,
+    /// Messages larger than this are dead-lettered unread.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Messages buffered per partition before it is paused.
+    #[serde(default = "default_partition_queue")]
+    pub partition_queue: usize,
+    /// Passed to librdkafka as they are: `security.protocol`, `sasl.mechanisms`,
+    /// `sasl.username`, `ssl.ca.location`, ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageFormat {
+    /// One JSON object per message.
+    #[default]
+    Json,
+    /// One CSV line per message.
+    Csv,
+    /// An Arrow IPC stream per message (one or more record batches).
+    ArrowIpc,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeOrder {
+    #[default]
+    Timestamp,
+    Arrival,
+}
+
+fn default_batch_size() -> usize {
+    4096
+}
+fn default_linger_ms() -> u64 {
+    20
+}
+fn default_max_message_bytes() -> usize {
+    1 << 20
+}
+fn default_partition_queue() -> usize {
+    20_000
+}
+
+impl KafkaSourceConfig {
+    /// A config with the defaults for everything but the essentials (quick mode).
+    pub fn new(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
+        KafkaSourceConfig {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            start: StartAt::default(),
+            format: MessageFormat::default(),
+            csv_columns: None,
+            key_field: None,
+            timestamp_field: None,
+            order: MergeOrder::default(),
+            batch_size: default_batch_size(),
+            linger_ms: default_linger_ms(),
+            idle_timeout_seconds: None,
+            max_message_bytes: default_max_message_bytes(),
+            partition_queue: default_partition_queue(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("brokers", &self.brokers),
+            ("topic", &self.topic),
+            ("group", &self.group),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("source.{key}: empty"));
+            }
+        }
+        if let Some(s) = self.idle_timeout_seconds {
+            if !(s.is_finite() && s > 0.0) {
+                problems.push(format!(
+                    "source.idle_timeout_seconds: must be finite and > 0, got {s}"
+                ));
+            }
+        }
+        if self.partition_queue == 0 {
+            problems.push("source.partition_queue: must be >= 1, got 0".into());
+        }
+        for key in self.properties.keys() {
+            if OWNED_PROPERTIES.contains(&key.as_str()) {
+                problems.push(format!(
+                    "source.properties.{key}: set by eddy (offsets are committed after each \
+                     durable checkpoint); remove it"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// librdkafka settings eddy relies on and does not let a pipeline override.
+const OWNED_PROPERTIES: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "group.id",
+    "bootstrap.servers",
+];
+
+/// Consumer lag per partition, as `/metrics` shows it.
+pub type LagGauges = Family<PartitionLabels, Gauge>;
+
+/// What the rebalance callback and the source share.
+#[derive(Default)]
+struct Shared {
+    /// Checkpointed next offsets, by partition: where an assigned partition resumes.
+    resume: Mutex<HashMap<i32, i64>>,
+    /// Partitions currently assigned, and a counter bumped at each change.
+    assigned: Mutex<BTreeSet<i32>>,
+    generation: AtomicU64,
+    /// High watermarks from the client's statistics, by partition.
+    high: Mutex<HashMap<i32, i64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Context {
+    shared: Arc<Shared>,
+    topic: String,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // Connection failures also arrive through `error`, which says that they are retried.
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(target: "kafka", "{fac}: {message}")
+            }
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "kafka", "{fac}: {message}")
+            }
+            _ => tracing::debug!(target: "kafka", "{fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Connection trouble is retried by the client with backoff.
+        tracing::warn!(target: "kafka", %error, "{reason} (retrying with backoff)");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            let mut high = lock(&self.shared.high);
+            for (&p, partition) in &topic.partitions {
+                if p >= 0 && partition.hi_offset >= 0 {
+                    high.insert(p, partition.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_offsets(consumer, tpl);
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = result {
+                    tracing::error!(target: "kafka", error = %e, "assigning partitions failed");
+                }
+                let mut assigned = lock(&self.shared.assigned);
+                if !cooperative {
+                    assigned.clear();
+                }
+                assigned.extend(&partitions);
+                tracing::info!(topic = %self.topic, partitions = ?assigned, "partitions assigned");
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    tracing::error!(target: "kafka", error = %e, "revoking partitions failed");
+                }
+                let mut assigned = lock(&self.shared.assigned);
+                for p in &partitions {
+                    assigned.remove(p);
+                }
+                tracing::info!(topic = %self.topic, revoked = ?partitions, "partitions revoked");
+            }
+            other => {
+                tracing::error!(target: "kafka", error = ?other, "rebalance failed");
+                let _ = consumer.unassign();
+                lock(&self.shared.assigned).clear();
+            }
+        }
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Context {
+    /// Sets each assigned partition's start: the later of the group's committed offset and
+    /// this worker's checkpointed one (another worker may have owned the partition since).
+    fn start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let resume = lock(&self.shared.resume).clone();
+        if resume.is_empty() {
+            return;
+        }
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            .map_err(|e| tracing::warn!(target: "kafka", error = %e, "reading committed offsets"))
+            .ok();
+        for partition in tpl
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect::<Vec<_>>()
+        {
+            let Some(&ours) = resume.get(&partition) else {
+                continue;
+            };
+            let theirs = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&self.topic, partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let start = theirs.map_or(ours, |t| t.max(ours));
+            if let Err(e) = tpl.set_partition_offset(&self.topic, partition, Offset::Offset(start))
+            {
+                tracing::warn!(target: "kafka", error = %e, partition, "setting a start offset");
+            }
+        }
+    }
+}
+
+/// A message waiting in its partition's queue for the merge.
+struct Pending {
+    offset: i64,
+    timestamp: i64,
+    key: Option<Box<str>>,
+    payload: Box<[u8]>,
+}
+
+#[derive(Default)]
+struct PartitionState {
+    queue: VecDeque<Pending>,
+    /// Reached the end of what the partition held at the last fetch.
+    at_end: bool,
+    paused: bool,
+}
+
+enum Decoder {
+    Json,
+    Csv(CsvHeader),
+    ArrowIpc,
+}
+
+/// A running Kafka source.
+pub struct KafkaSource {
+    consumer: Arc<BaseConsumer<Context>>,
+    shared: Arc<Shared>,
+    config: KafkaSourceConfig,
+    topic: Arc<str>,
+    builder: BatchBuilder,
+    decoder: Decoder,
+    key_field: Option<usize>,
+    timestamp_field: Option<usize>,
+    /// Merge state of the assigned partitions.
+    partitions: BTreeMap<i32, PartitionState>,
+    seen_generation: u64,
+    /// Records consumed since the start of the stream.
+    records: u64,
+    /// Next offset to read, by partition (every partition ever read, for the checkpoint).
+    next: BTreeMap<i32, i64>,
+    last_message: Instant,
+    lag: Option<LagGauges>,
+    last_lag: Instant,
+    csv_row: csv::ByteRecord,
+}
+
+impl KafkaSource {
+    pub(crate) fn open(config: &KafkaSourceConfig, cx: BuildContext) -> Result<KafkaSource> {
+        let kafka_error = |message: String| RuntimeError::Kafka { message };
+        let shared = Arc::new(Shared::default());
+        let mut next = BTreeMap::new();
+        let mut records = 0;
+        if let Some(position) = cx.resume {
+            records = position.records;
+            match position.location {
+                Location::Kafka { topic, offsets } if topic == config.topic => {
+                    next.extend(offsets.iter().copied());
+                }
+                Location::Start => {}
+                other => {
+                    return Err(kafka_error(format!(
+                        "the checkpoint was written by another source ({other:?}); point \
+                         checkpoint.dir elsewhere to start afresh"
+                    )))
+                }
+            }
+        }
+        lock(&shared.resume).extend(next.iter().map(|(&p, &o)| (p, o)));
+
+        let mut client = ClientConfig::new();
+        for (key, value) in &config.properties {
+            client.set(key, value);
+        }
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set(
+                "auto.offset.reset",
+                match config.start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                },
+            )
+            .set("statistics.interval.ms", "1000")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        if !config.properties.contains_key("fetch.message.max.bytes") {
+            client.set(
+                "fetch.message.max.bytes",
+                (config.max_message_bytes.max(1 << 20) + 4096).to_string(),
+            );
+        }
+        let context = Context {
+            shared: Arc::clone(&shared),
+            topic: config.topic.clone(),
+        };
+        let consumer: BaseConsumer<Context> = client
+            .create_with_context(context)
+            .map_err(|e| kafka_error(format!("creating the consumer: {e}")))?;
+        consumer
+            .subscribe(&[config.topic.as_str()])
+            .map_err(|e| kafka_error(format!("subscribing to {}: {e}", config.topic)))?;
+
+        let builder = cx.builder;
+        let schema = Arc::clone(builder.schema());
+        let field = |name: &Option<String>, ty: FieldType, key: &str| -> Result<Option<usize>> {
+            let Some(name) = name else { return Ok(None) };
+            match schema.index_of(name) {
+                Some(i) if schema.fields()[i].ty == ty => Ok(Some(i)),
+                Some(_) => Err(kafka_error(format!(
+                    "source.{key}: field {name:?} has the wrong type (the key fills a String \
+                     field, the timestamp a Number field)"
+                ))),
+                None => Err(kafka_error(format!(
+                    "source.{key}: no field {name:?} in the pipeline's schema"
+                ))),
+            }
+        };
+        let key_field = field(&config.key_field, FieldType::String, "key_field")?;
+        let timestamp_field = field(
+            &config.timestamp_field,
+            FieldType::Number,
+            "timestamp_field",
+        )?;
+        let decoder = match config.format {
+            MessageFormat::Json => Decoder::Json,
+            MessageFormat::ArrowIpc => Decoder::ArrowIpc,
+            MessageFormat::Csv => {
+                let names: Vec<String> = match &config.csv_columns {
+                    Some(c) => c.clone(),
+                    None => schema.fields().iter().map(|f| f.name.clone()).collect(),
+                };
+                let header = csv::ByteRecord::from(names);
+                Decoder::Csv(
+                    CsvHeader::new(&header, &schema)
+                        .map_err(|e| kafka_error(format!("source.csv_columns: {e}")))?,
+                )
+            }
+        };
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            shared,
+            topic: Arc::from(config.topic.as_str()),
+            config: config.clone(),
+            builder,
+            decoder,
+            key_field,
+            timestamp_field,
+            partitions: BTreeMap::new(),
+            seen_generation: u64::MAX,
+            records,
+            next,
+            last_message: Instant::now(),
+            lag: cx.kafka_lag,
+            last_lag: Instant::now(),
+            csv_row: csv::ByteRecord::new(),
+        })
+    }
+
+    /// Commits the offsets of a durable checkpoint to the group, for the partitions this worker
+    /// still owns. Called by the trainer after each checkpoint.
+    pub fn committer(&self) -> super::Committer {
+        let consumer = Arc::clone(&self.consumer);
+        let shared = Arc::clone(&self.shared);
+        let topic = self.config.topic.clone();
+        Box::new(move |position: &Position| {
+            let Location::Kafka { offsets, .. } = &position.location else {
+                return;
+            };
+            let owned = lock(&shared.assigned).clone();
+            let mut tpl = TopicPartitionList::new();
+            for &(partition, offset) in offsets {
+                if owned.contains(&partition) {
+                    if let Err(e) =
+                        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                    {
+                        tracing::warn!(target: "kafka", error = %e, "building the commit");
+                    }
+                }
+            }
+            if tpl.count() == 0 {
+                return;
+            }
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                // The checkpoint holds the offsets; the next commit (or the resume rule) covers it.
+                tracing::warn!(target: "kafka", error = %e, "committing offsets to the group");
+            }
+        })
+    }
+
+    /// Brings the merge state in line with the current assignment.
+    fn sync_assignment(&mut self) {
+        let generation = self.shared.generation.load(Ordering::SeqCst);
+        if generation == self.seen_generation {
+            return;
+        }
+        self.seen_generation = generation;
+        // The idle clock starts when partitions are first (or newly) assigned: joining a group
+        // takes a few seconds and is not idleness.
+        self.last_message = Instant::now();
+        let assigned = lock(&self.shared.assigned).clone();
+        // Revoked partitions: what was buffered and not emitted is the new owner's to read.
+        self.partitions.retain(|p, _| assigned.contains(p));
+        for p in assigned {
+            self.partitions.entry(p).or_default();
+        }
+    }
+
+    /// Takes one message or event from the client into the partition queues.
+    fn poll_once(&mut self, timeout: Duration) -> Result<bool> {
+        let consumer = Arc::clone(&self.consumer);
+        let Some(result) = consumer.poll(timeout) else {
+            return Ok(false);
+        };
+        self.sync_assignment();
+        match result {
+            Ok(message) => {
+                self.last_message = Instant::now();
+                let partition = message.partition();
+                let expected = self.next.get(&partition).copied().unwrap_or(i64::MIN);
+                if message.offset() < expected {
+                    // Already learned (a replay after a rebalance); skip it.
+                    return Ok(true);
+                }
+                let pending = pending(&message);
+                let queue_cap = self.config.partition_queue;
+                let state = self.partitions.entry(partition).or_default();
+                state.at_end = false;
+                state.queue.push_back(pending);
+                if state.queue.len() >= queue_cap && !state.paused {
+                    state.paused = true;
+                    self.set_paused(partition, true);
+                }
+                Ok(true)
+            }
+            Err(KafkaError::PartitionEOF(partition)) => {
+                self.partitions.entry(partition).or_default().at_end = true;
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(target: "kafka", error = %e, "consuming (the client retries)");
+                Ok(false)
+            }
+        }
+    }
+
+    fn set_paused(&self, partition: i32, paused: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.config.topic, partition);
+        let result = if paused {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        if let Err(e) = result {
+            tracing::warn!(target: "kafka", error = %e, partition, paused, "pausing a partition");
+        }
+    }
+
+    /// The partition whose head goes next, if the merge may emit now.
+    fn next_partition(&self) -> Option<i32> {
+        let mut best: Option<(i64, i32, i64)> = None;
+        for (&p, state) in &self.partitions {
+            match state.queue.front() {
+                Some(m) => {
+                    let key = match self.config.order {
+                        MergeOrder::Timestamp => (m.timestamp, p, m.offset),
+                        // Arrival: any waiting head goes; partitions in turn.
+                        MergeOrder::Arrival => (0, p, m.offset),
+                    };
+                    if best.is_none_or(|b| key < b) {
+                        best = Some(key);
+                    }
+                }
+                None if self.config.order == MergeOrder::Timestamp && !state.at_end => return None,
+                None => {}
+            }
+        }
+        best.map(|(_, p, _)| p)
+    }
+
+    fn decode(&mut self, parts: &mut ChunkParts, message: Pending, partition: i32) {
+        let coordinates = Coordinates {
+            topic: Arc::clone(&self.topic),
+            partition,
+            offset: message.offset,
+            timestamp_ms: message.timestamp,
+        };
+        let mut fill: [(usize, Fill<'_>); 2] = [(usize::MAX, Fill::Number(0.0)); 2];
+        if let (Some(i), Some(key)) = (self.key_field, message.key.as_deref()) {
+            fill[0] = (i, Fill::Text(key));
+        }
+        if let Some(i) = self.timestamp_field {
+            fill[1] = (i, Fill::Number(message.timestamp as f64));
+        }
+        let result: std::result::Result<usize, DecodeError> = if message.payload.len()
+            > self.config.max_message_bytes
+        {
+            Err(DecodeError::record(
+                DecodeErrorKind::TooLarge,
+                format!(
+                    "message of {} bytes is over source.max_message_bytes ({})",
+                    message.payload.len(),
+                    self.config.max_message_bytes
+                ),
+            ))
+        } else {
+            match &self.decoder {
+                Decoder::Json => self
+                    .builder
+                    .push_json_filled(&message.payload, &fill)
+                    .map(|()| 1),
+                Decoder::Csv(header) => {
+                    let row = &mut self.csv_row;
+                    read_csv_line(&message.payload, row)
+                        .and_then(|()| self.builder.push_csv_filled(header, row, &fill).map(|()| 1))
+                }
+                Decoder::ArrowIpc => push_ipc(&mut self.builder, &message.payload, &fill),
+            }
+        };
+        match result {
+            Ok(rows) => {
+                for _ in 0..rows {
+                    parts.seqs.push(self.records);
+                    parts.origins.push(coordinates.clone());
+                    self.records += 1;
+                }
+            }
+            Err(err) => {
+                let keep = &message.payload[..message.payload.len().min(RAW_KEEP_BYTES)];
+                parts.dead.push(DeadLetter {
+                    seq: self.records,
+                    kind: err.kind.as_str(),
+                    field: err.field.clone(),
+                    reason: err.to_string(),
+                    origin: format!("{}/{}@{}", self.topic, partition, message.offset),
+                    raw: String::from_utf8_lossy(keep).into_owned(),
+                    coordinates: Some(coordinates),
+                });
+                self.records += 1;
+            }
+        }
+        self.next.insert(partition, message.offset + 1);
+    }
+
+    fn report_lag(&mut self) {
+        let Some(lag) = &self.lag else { return };
+        if self.last_lag.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_lag = Instant::now();
+        let high = lock(&self.shared.high).clone();
+        for &p in self.partitions.keys() {
+            let Some(&hi) = high.get(&p) else { continue };
+            let next = self.next.get(&p).copied().unwrap_or(0);
+            lag.get_or_create(&PartitionLabels {
+                topic: self.config.topic.clone(),
+                partition: p.to_string(),
+            })
+            .set((hi - next).max(0));
+        }
+    }
+}
+
+/// A `kafka://HOST:PORT[,HOST:PORT]/TOPIC` address: (brokers, topic).
+pub fn parse_kafka_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("kafka://")?;
+    let (brokers, topic) = rest.split_once('/')?;
+    (!brokers.is_empty() && !topic.is_empty() && !topic.contains('/'))
+        .then(|| (brokers.to_owned(), topic.to_owned()))
+}
+
+/// The first message of a topic (its lowest offset over all partitions), read without joining
+/// any group or committing anything: quick mode reads its fields from it.
+pub fn peek_first_message(brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let kafka_error = |message: String| RuntimeError::Kafka { message };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "eddy-quick-peek")
+        .set("enable.auto.commit", "false")
+        .set_log_level(RDKafkaLogLevel::Error)
+        .create()
+        .map_err(|e| kafka_error(format!("creating a consumer: {e}")))?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| {
+        kafka_error(format!(
+            "reading the metadata of {topic} from {brokers}: {e}"
+        ))
+    })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(kafka_error(format!(
+            "topic {topic} does not exist on {brokers}"
+        )));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &p in &partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| kafka_error(e.to_string()))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| kafka_error(format!("assigning {topic}: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => return Ok(message.payload().unwrap_or_default().to_vec()),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => tracing::warn!(target: "kafka", error = %e, "peeking"),
+        }
+    }
+    Err(kafka_error(format!(
+        "no message on {topic} within {}s: quick mode reads the fields of the first message; \
+         write a pipeline file to start on an empty topic",
+        timeout.as_secs()
+    )))
+}
+
+fn pending(message: &BorrowedMessage<'_>) -> Pending {
+    Pending {
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis().unwrap_or(0),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned().into_boxed_str()),
+        payload: message.payload().unwrap_or_default().into(),
+    }
+}
+
+fn read_csv_line(line: &[u8], row: &mut csv::ByteRecord) -> std::result::Result<(), DecodeError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line);
+    match reader.read_byte_record(row) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(DecodeError::record(
+            DecodeErrorKind::Malformed,
+            "empty CSV message",
+        )),
+        Err(e) => Err(DecodeError::record(
+            DecodeErrorKind::Malformed,
+            format!("not a CSV line: {e}"),
+        )),
+    }
+}
+
+/// Decodes an Arrow IPC stream message into rows; all of them or, on any error, none.
+fn push_ipc(
+    builder: &mut BatchBuilder,
+    payload: &[u8],
+    fill: &[(usize, Fill<'_>)],
+) -> std::result::Result<usize, DecodeError> {
+    let malformed = |m: String| DecodeError::record(DecodeErrorKind::Malformed, m);
+    let reader = arrow_ipc::reader::StreamReader::try_new(payload, None)
+        .map_err(|e| malformed(format!("not an Arrow IPC stream: {e}")))?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| malformed(format!("reading an Arrow IPC stream: {e}")))?;
+    let schema = Arc::clone(builder.schema());
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let mut numbers: Vec<Option<Float64Array>> = Vec::new();
+        let mut strings: Vec<Option<StringArray>> = Vec::new();
+        for field in schema.fields() {
+            let column = batch.column_by_name(&field.name);
+            let (target, ty) = match field.ty {
+                FieldType::Number => (&DataType::Float64, "number"),
+                FieldType::String => (&DataType::Utf8, "string"),
+            };
+            let cast = column
+                .map(|c| arrow_cast::cast(c, target))
+                .transpose()
+                .map_err(|e| {
+                    DecodeError::field(
+                        DecodeErrorKind::WrongType,
+                        &field.name,
+                        format!("column cannot be read as a {ty}: {e}"),
+                    )
+                })?;
+            match field.ty {
+                FieldType::Number => numbers.push(cast.map(|c| {
+                    c.as_any()
+                        .downcast_ref::<Float64Array>()
+                        .expect("cast to Float64")
+                        .clone()
+                })),
+                FieldType::String => strings.push(cast.map(|c| {
+                    c.as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("cast to Utf8")
+                        .clone()
+                })),
+            }
+        }
+        rows.push((numbers, strings, batch.num_rows()));
+    }
+    // Rows go in one at a time, so a bad one fails the message: check all before pushing any.
+    let mut probe = BatchBuilder::new(Arc::clone(&schema));
+    let mut total = 0;
+    for pass in 0..2 {
+        let target = if pass == 0 { &mut probe } else { &mut *builder };
+        for (numbers, strings, n) in &rows {
+            for r in 0..*n {
+                let nums: Vec<Option<f64>> = numbers
+                    .iter()
+                    .map(|c| c.as_ref().filter(|c| c.is_valid(r)).map(|c| c.value(r)))
+                    .collect();
+                let strs: Vec<Option<&str>> = strings
+                    .iter()
+                    .map(|c| c.as_ref().filter(|c| c.is_valid(r)).map(|c| c.value(r)))
+                    .collect();
+                target.push_values_filled(&nums, &strs, fill)?;
+                if pass == 1 {
+                    total += 1;
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+impl Source for KafkaSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        let started = Instant::now();
+        let linger = Duration::from_millis(self.config.linger_ms);
+        let idle = self
+            .config
+            .idle_timeout_seconds
+            .map(Duration::from_secs_f64);
+        let mut parts = ChunkParts::new();
+        loop {
+            self.sync_assignment();
+            // Emit what the merge allows.
+            while parts.records() < max {
+                let Some(p) = self.next_partition() else {
+                    break;
+                };
+                let state = self.partitions.get_mut(&p).expect("chosen among assigned");
+                let message = state.queue.pop_front().expect("chosen for its head");
+                let resume = state.paused && state.queue.len() <= self.config.partition_queue / 2;
+                if resume {
+                    state.paused = false;
+                    self.set_paused(p, false);
+                }
+                self.decode(&mut parts, message, p);
+            }
+            self.report_lag();
+            if parts.records() >= max || (parts.records() > 0 && started.elapsed() >= linger) {
+                break;
+            }
+            let waited = self.last_message.elapsed();
+            if parts.records() == 0 {
+                if idle.is_some_and(|d| waited >= d)
+                    && !self.partitions.is_empty()
+                    && self.partitions.values().all(|s| s.queue.is_empty())
+                {
+                    return Ok(None);
+                }
+                // Hand back an empty chunk now and then, so a quiet stream still checkpoints
+                // and notices a stop request.
+                if started.elapsed() >= Duration::from_millis(200) {
+                    break;
+                }
+            }
+            self.poll_once(Duration::from_millis(10))?;
+            // Drain what is already fetched without waiting.
+            for _ in 0..max {
+                if !self.poll_once(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+        let end = self.position();
+        Ok(Some(parts.finish(&mut self.builder, end)))
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            records: self.records,
+            location: Location::Kafka {
+                topic: self.config.topic.clone(),
+                offsets: self.next.iter().map(|(&p, &o)| (p, o)).collect(),
+            },
+        }
+    }
+
+    fn committer(&self) -> Option<super::Committer> {
+        Some(KafkaSource::committer(self))
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // Leave the group now rather than after the session timeout, so a successor (or the
+        // other workers) gets the partitions at once.
+        self.consumer.unsubscribe();
+    }
+}

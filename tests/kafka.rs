@@ -1,0 +1,309 @@
+//! eddy against a real Kafka-protocol broker (tansu, started per test on a free loopback port):
+//! quick mode over a topic, predictions and dead letters written back to topics, SIGKILL and
+//! resume with bit-identical results, and a broker that appears only after eddy has started.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use common::kafka::{free_port, Broker, Outgoing};
+use common::{eddy, latest_checkpoint, run_ok, summary, Running};
+use eddy_runtime::source::{GeneratorConfig, GeneratorKind};
+
+const PARTITIONS: i32 = 4;
+const BASE_MS: i64 = 1_780_000_000_000;
+
+/// `n` JSON messages of a seeded logistic stream, spread over the partitions with increasing
+/// timestamps (several messages share a timestamp, so ties are broken by partition, offset).
+fn messages(n: u64, seed: u64) -> Result<Vec<Outgoing>> {
+    let mut g = GeneratorConfig::new(GeneratorKind::Logistic);
+    g.seed = seed;
+    g.categories = 5;
+    let mut buf = Vec::new();
+    g.write_jsonl(n, &mut buf)?;
+    Ok(buf
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let i = i as i64;
+            (
+                ((i * 7) % PARTITIONS as i64) as i32,
+                Some(format!("k{}", i % 11)),
+                line.to_vec(),
+                BASE_MS + i / 3,
+            )
+        })
+        .collect())
+}
+
+fn pipeline(
+    dir: &Path,
+    broker: &Broker,
+    group: &str,
+    extra_source: &str,
+) -> Result<std::path::PathBuf> {
+    let file = dir.join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "events"
+group = "{group}"
+batch_size = 500
+idle_timeout_seconds = 4
+{extra_source}
+[source.properties]
+"session.timeout.ms" = "6000"
+"topic.metadata.refresh.interval.ms" = "1000"
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"]
+
+[[features]]
+type = "hash"
+fields = ["cat"]
+bits = 8
+
+[model]
+type = "logistic"
+target = "y"
+
+[checkpoint]
+dir = "{ckpt}"
+interval_events = 2000
+
+[serve]
+enabled = false
+
+[sinks.predictions]
+type = "kafka"
+brokers = "{brokers}"
+topic = "predictions-{group}"
+
+[sinks.dead_letters]
+type = "kafka"
+brokers = "{brokers}"
+topic = "dead-{group}"
+"#,
+            brokers = broker.address(),
+            ckpt = dir.join("ckpt").display(),
+        ),
+    )?;
+    Ok(file)
+}
+
+#[test]
+fn quick_mode_learns_a_topic_and_writes_predictions_and_dead_letters_to_topics() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic("events", PARTITIONS)?;
+    for t in ["preds", "dead"] {
+        broker.create_topic(t, 1)?;
+    }
+    let mut data = messages(5_000, 3)?;
+    // Poison: not JSON, the wrong type, too large (over the 1 MiB default).
+    data.push((1, None, b"{not json".to_vec(), BASE_MS + 9_000));
+    data.push((
+        2,
+        None,
+        br#"{"x0": "high", "y": 1}"#.to_vec(),
+        BASE_MS + 9_001,
+    ));
+    data.push((3, None, vec![b' '; 1_100_000], BASE_MS + 9_002));
+    broker.produce("events", &data)?;
+
+    let dir = tempfile::tempdir()?;
+    let stderr = run_ok(
+        eddy()
+            .args(["run", "--quiet", "--target", "y", "--group", "quick"])
+            .args(["--input", &broker.url("events")])
+            .args(["--idle-timeout", "3"])
+            .args(["--predictions", &broker.url("preds")])
+            .args(["--dead-letters", &broker.url("dead")])
+            .arg("--checkpoint-dir")
+            .arg(dir.path().join("ckpt"))
+            .arg("--summary-json")
+            .arg(dir.path().join("summary.json")),
+    )?;
+    let s = summary(&dir.path().join("summary.json"))?;
+    assert_eq!(s["events"], 5_003, "{stderr}");
+    assert_eq!(s["learned"], 5_000);
+    assert_eq!(s["dead_lettered"], 3);
+    assert!(s["metrics"]["logloss"].as_f64().context("log loss")? < 0.6);
+
+    let predictions = broker.read_all("preds", 5_000, Duration::from_secs(30))?;
+    assert_eq!(predictions.len(), 5_000);
+    let mut coordinates = BTreeSet::new();
+    for (_, _, key, payload) in &predictions {
+        let p: serde_json::Value = serde_json::from_slice(payload)?;
+        let at = (
+            p["partition"].as_i64().context("partition")?,
+            p["offset"].as_i64().context("offset")?,
+        );
+        assert!(coordinates.insert(at), "{at:?} predicted twice");
+        assert_eq!(p["topic"], "events");
+        assert!(p["latency_ms"].as_i64().is_some());
+        assert!(p["timestamp_ms"].as_i64().context("timestamp")? >= BASE_MS);
+        assert!(key.is_none(), "quick mode without --key sends no key");
+    }
+
+    let dead = broker.read_all("dead", 3, Duration::from_secs(30))?;
+    let mut kinds: Vec<(String, i64)> = dead
+        .iter()
+        .map(|(_, _, _, payload)| {
+            let d: serde_json::Value = serde_json::from_slice(payload).expect("dead letter JSON");
+            assert_eq!(d["topic"], "events");
+            assert!(d["offset"].as_i64().is_some() && d["reason"].as_str().is_some());
+            (
+                d["kind"].as_str().unwrap_or_default().to_owned(),
+                d["partition"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            ("malformed_json".to_owned(), 1),
+            ("too_large".to_owned(), 3),
+            ("wrong_type".to_owned(), 2)
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Result<()> {
+    const EVENTS: u64 = 60_000;
+    let broker = Broker::start()?;
+    broker.create_topic("events", PARTITIONS)?;
+    for t in [
+        "predictions-unbroken",
+        "dead-unbroken",
+        "predictions-broken",
+        "dead-broken",
+    ] {
+        broker.create_topic(t, 1)?;
+    }
+    broker.produce("events", &messages(EVENTS, 17)?)?;
+    let root = tempfile::tempdir()?;
+
+    let unbroken = root.path().join("unbroken");
+    std::fs::create_dir_all(&unbroken)?;
+    let p = pipeline(&unbroken, &broker, "unbroken", "")?;
+    run_ok(
+        eddy()
+            .args(["run", "--quiet"])
+            .arg(&p)
+            .arg("--summary-json")
+            .arg(unbroken.join("summary.json")),
+    )?;
+
+    let broken = root.path().join("broken");
+    std::fs::create_dir_all(&broken)?;
+    let p = pipeline(&broken, &broker, "broken", "")?;
+    let mut kills = 0;
+    for wanted in [6_000u64, 30_000] {
+        let mut running = Running::spawn(eddy().args(["run", "--quiet"]).arg(&p))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while latest_events(&broken) < wanted {
+            if running.child.try_wait()?.is_some() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if running.child.try_wait()?.is_none() {
+            running.signal(libc::SIGKILL);
+            running.wait(Duration::from_secs(10))?;
+            kills += 1;
+        }
+    }
+    let stderr = run_ok(
+        eddy()
+            .args(["run", "--quiet"])
+            .arg(&p)
+            .arg("--summary-json")
+            .arg(broken.join("summary.json")),
+    )?;
+    assert_eq!(kills, 2, "finished before two kills: {stderr}");
+
+    let a = summary(&unbroken.join("summary.json"))?;
+    let b = summary(&broken.join("summary.json"))?;
+    let resumed_from = b["resumed_from"].as_u64().context("the last run resumed")?;
+    assert!((30_000..EVENTS).contains(&resumed_from), "{resumed_from}");
+    for key in [
+        "events",
+        "learned",
+        "dead_lettered",
+        "metrics",
+        "window_metrics",
+        "model_version",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    assert_eq!(b["learned"], EVENTS, "every event learned exactly once");
+    let ca = latest_checkpoint(&unbroken.join("ckpt"))?;
+    let cb = latest_checkpoint(&broken.join("ckpt"))?;
+    assert_eq!(ca.model, cb.model, "model state differs after recovery");
+    assert_eq!(ca.position, cb.position);
+
+    // Predictions are at least once: deduplicated on (partition, offset), each event once.
+    let predictions = broker.read_all(
+        "predictions-broken",
+        EVENTS as usize * 2,
+        Duration::from_secs(20),
+    )?;
+    let unique: BTreeSet<(i64, i64)> = predictions
+        .iter()
+        .map(|(_, _, _, payload)| {
+            let p: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
+            (
+                p["partition"].as_i64().unwrap_or(-1),
+                p["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(unique.len() as u64, EVENTS);
+    Ok(())
+}
+
+fn latest_events(dir: &Path) -> u64 {
+    latest_checkpoint(&dir.join("ckpt")).map_or(0, |c| c.counters.events)
+}
+
+#[test]
+fn a_broker_that_comes_up_late_is_waited_for() -> Result<()> {
+    let port = free_port()?;
+    let dir = tempfile::tempdir()?;
+    // The pipeline points at a port where nothing listens yet.
+    let placeholder = Broker::not_started(port);
+    let p = pipeline(dir.path(), &placeholder, "late", "")?;
+    let mut running = Running::spawn(
+        eddy()
+            .env("EDDY_LOG", "warn")
+            .args(["run", "--quiet"])
+            .arg(&p)
+            .arg("--summary-json")
+            .arg(dir.path().join("summary.json")),
+    )?;
+    let line = running.wait_for_line("retrying", Duration::from_secs(30))?;
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    let broker = Broker::start_on(port)?;
+    for t in ["predictions-late", "dead-late"] {
+        broker.create_topic(t, 1)?;
+    }
+    broker.create_topic("events", PARTITIONS)?;
+    broker.produce("events", &messages(3_000, 5)?)?;
+    let status = running.wait(Duration::from_secs(90))?;
+    assert!(status.success(), "{}", running.seen.join("\n"));
+    let s = summary(&dir.path().join("summary.json"))?;
+    assert_eq!(s["learned"], 3_000);
+    Ok(())
+}
