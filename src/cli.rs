@@ -255,6 +255,19 @@ struct BenchArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Benchmark against a Kafka broker (HOST:PORT) instead of a file: fill a topic, consume,
+    /// learn, write predictions to a topic; then the latency at a steady rate.
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
+    /// Kafka: partitions of the benchmark topics.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Kafka: events per second of the latency phase.
+    #[arg(long, default_value_t = 20_000.0)]
+    latency_rate: f64,
+    /// Kafka: seconds of the latency phase.
+    #[arg(long, default_value_t = 10.0)]
+    latency_seconds: f64,
 }
 
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -541,6 +554,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
+    if let Some(brokers) = args.kafka {
+        let report = crate::kafka_bench::run(crate::kafka_bench::KafkaBench {
+            brokers,
+            events: args.events,
+            partitions: args.partitions,
+            batch_size: args.batch_size,
+            dir: args.dir,
+            latency_rate: args.latency_rate,
+            latency_seconds: args.latency_seconds,
+        })
+        .await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let input = args.dir.join(format!("logistic-10f-{}.jsonl", args.events));
     if !input.exists() {
         eprintln!(

@@ -2,6 +2,7 @@
 
 mod cli;
 mod curve;
+mod kafka_bench;
 
 use std::process::ExitCode;
 

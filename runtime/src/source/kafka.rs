@@ -231,6 +231,9 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return;
+        }
         // Connection trouble is retried by the client with backoff.
         tracing::warn!(target: "kafka", %error, "{reason} (retrying with backoff)");
     }
@@ -426,6 +429,11 @@ impl KafkaSource {
             )
             .set("statistics.interval.ms", "1000")
             .set_log_level(RDKafkaLogLevel::Warning);
+        // Faster failover than librdkafka's 45 s default: a worker that dies hands its
+        // partitions on within 10 s. A pipeline may set its own.
+        if !config.properties.contains_key("session.timeout.ms") {
+            client.set("session.timeout.ms", "10000");
+        }
         if !config.properties.contains_key("fetch.message.max.bytes") {
             client.set(
                 "fetch.message.max.bytes",
