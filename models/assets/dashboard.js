@@ -6,6 +6,7 @@
 (function () {
   const POLL_MS = 1000;
   const HISTORY_SECONDS = 300;
+  const MIN_SPAN_SECONDS = 30;
   const COLORS = ["#1f6feb", "#d9730d", "#2da44e", "#8250df"];
 
   // Series are arrays of [uptime_seconds, value]; times come from the server's clock.
@@ -33,10 +34,8 @@
 
   function decimal(n) {
     if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-    const abs = Math.abs(n);
-    if (abs >= 1000) return Math.round(n).toLocaleString("en-US");
-    if (abs >= 10) return n.toFixed(1);
-    return n.toFixed(4);
+    if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString("en-US");
+    return String(Number(n.toPrecision(4)));
   }
 
   function duration(seconds) {
@@ -90,8 +89,12 @@
     let lo = Math.min(...all), hi = Math.max(...all);
     if (lo === hi) { lo -= Math.abs(lo) * 0.1 || 1; hi += Math.abs(hi) * 0.1 || 1; }
     if (lo > 0 && lo < hi * 0.5) lo = 0;
-    const t0 = now - HISTORY_SECONDS;
-    const x = (t) => left + ((t - t0) / HISTORY_SECONDS) * plotW;
+    // The time axis grows with the history (at least MIN_SPAN_SECONDS, at most the whole history).
+    let oldest = now;
+    for (const points of seriesByName.values()) if (points.length) oldest = Math.min(oldest, points[0][0]);
+    const span = Math.min(HISTORY_SECONDS, Math.max(MIN_SPAN_SECONDS, now - oldest));
+    const t0 = now - span;
+    const x = (t) => left + ((t - t0) / span) * plotW;
     const y = (v) => top + (1 - (v - lo) / (hi - lo)) * plotH;
 
     for (let i = 0; i <= 2; i++) {
@@ -102,7 +105,7 @@
       ctx.fillText(decimal(v), left - 4, yy + 4);
     }
     ctx.textAlign = "left";
-    ctx.fillText("−" + HISTORY_SECONDS / 60 + " min", left, height - 4);
+    ctx.fillText("−" + duration(span), left, height - 4);
     ctx.textAlign = "right";
     ctx.fillText("now", width - right, height - 4);
 
@@ -191,13 +194,15 @@
 
     // Progressive metrics: the pipeline's (by scope) or, when nothing trains here, each model's.
     const points = [];
-    if (status.metrics.length) {
+    if (status.events_read !== null) {
       for (const m of status.metrics) points.push([m.metric, m.scope, m.value]);
     } else {
       for (const model of status.models) {
         for (const [name, value] of Object.entries(model.metrics)) points.push([model.name + ": " + name, "current", value]);
       }
     }
+    // Sorted, so charts and their colours keep one order whatever order the registry lists them in.
+    points.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
     for (const [title, series, value] of points) {
       if (!history.metrics.has(title)) history.metrics.set(title, new Map());
       const bySeries = history.metrics.get(title);
@@ -267,8 +272,10 @@
     const model = models.find((m) => m.name === $("predict-model").value);
     const inputs = (model ? model.fields : []).map((field) => {
       const label = element("label", "field");
-      label.appendChild(element("span", "field-name", field.name));
-      label.appendChild(document.createTextNode(" (" + field.type + ")"));
+      const title = element("span");
+      title.appendChild(element("span", "field-name", field.name));
+      title.appendChild(document.createTextNode(" (" + field.type + ")"));
+      label.appendChild(title);
       const input = element("input");
       input.type = field.type === "number" ? "number" : "text";
       if (input.type === "number") input.step = "any";
