@@ -286,7 +286,11 @@ fn the_dashboard_shows_the_live_pipeline_and_keeps_hostile_names_as_text() -> Re
         .filter_map(|c| c.split('>').nth(1)?.split('<').next())
         .collect();
     assert_eq!(cells.first().copied(), Some("clicks"));
-    let version: f64 = cells.get(1).context("version cell")?.replace(',', "").parse()?;
+    let version: f64 = cells
+        .get(1)
+        .context("version cell")?
+        .replace(',', "")
+        .parse()?;
     assert_eq!(version, expect("eddy_served_model_version")?);
 
     // Hostile text from the stream is shown as text: the field name in the prediction form and in
@@ -295,9 +299,19 @@ fn the_dashboard_shows_the_live_pipeline_and_keeps_hostile_names_as_text() -> Re
         dom.matches(HOSTILE_AS_TEXT).count() >= 2,
         "the hostile field name is not shown as text"
     );
-    ensure!(!dom.contains(HOSTILE), "a <script> element came from the stream");
-    ensure!(!dom.contains("<img"), "an <img> element came from the stream");
-    assert_eq!(dom.matches("<script").count(), 1, "only the page's own script");
+    ensure!(
+        !dom.contains(HOSTILE),
+        "a <script> element came from the stream"
+    );
+    ensure!(
+        !dom.contains("<img"),
+        "an <img> element came from the stream"
+    );
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "only the page's own script"
+    );
 
     // The screenshot is the test's artifact.
     let shot = artifacts.join("dashboard-screenshot.png");
@@ -317,7 +331,11 @@ fn the_dashboard_shows_the_live_pipeline_and_keeps_hostile_names_as_text() -> Re
 
     drop(stdin);
     let status = running.wait(Duration::from_secs(30))?;
-    ensure!(status.success(), "eddy failed ({status}):\n{}", running.seen.join("\n"));
+    ensure!(
+        status.success(),
+        "eddy failed ({status}):\n{}",
+        running.seen.join("\n")
+    );
     Ok(())
 }
 

@@ -231,7 +231,10 @@ fn with_security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
@@ -300,8 +303,8 @@ mod tests {
         let learner = LinearModel::params(Loss::Logistic)
             .check()
             .expect("default params are valid");
-        let spec = ModelSpec::new("clicks", &features, Some("y"), Task::Binary, None)
-            .expect("valid spec");
+        let spec =
+            ModelSpec::new("clicks", &features, Some("y"), Task::Binary, None).expect("valid spec");
         let model = TrainedModel::new(&spec, &LearnerParams::Linear(learner), None, 100)
             .expect("fields resolve");
         ModelHandle::new(model.snapshot(Arc::new(spec)))
@@ -369,7 +372,12 @@ mod tests {
     #[test]
     fn status_reads_the_pipeline_metrics() {
         let recent = RecentDeadLetters::default();
-        recent.push("malformed", None, "expected value at line 1", "data.jsonl:3");
+        recent.push(
+            "malformed",
+            None,
+            "expected value at line 1",
+            "data.jsonl:3",
+        );
         let s = status_of(&pipeline_registry(false), recent.snapshot());
         assert_eq!(s["uptime_seconds"], 3.5);
         assert_eq!(s["events_read"], 1000);
@@ -536,7 +544,11 @@ mod tests {
             (&status, "application/json"),
         ] {
             assert_eq!(answer.status, 200);
-            assert!(answer.content_type.starts_with(kind), "{}", answer.content_type);
+            assert!(
+                answer.content_type.starts_with(kind),
+                "{}",
+                answer.content_type
+            );
             assert_eq!(answer.csp, CONTENT_SECURITY_POLICY);
             assert_eq!(answer.nosniff, "nosniff");
         }
