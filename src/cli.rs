@@ -398,7 +398,8 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
         "http"
     };
     let on_serving: ServingFn = Box::new(move |addr, name| {
-        eprintln!("eddy: serving model {name:?} on {scheme}://{addr}/v1/models/{name}")
+        eprintln!("eddy: serving model {name:?} on {scheme}://{addr}/v1/models/{name}");
+        eprintln!("eddy: dashboard on {scheme}://{addr}/");
     });
     let extra = Extra {
         resume_from: args.resume_from.clone(),
@@ -647,7 +648,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "http"
     };
     let on_serving: ServingFn = Box::new(move |addr, names| {
-        eprintln!("eddy: serving model {names:?} on {scheme}://{addr}/v1/models")
+        eprintln!("eddy: serving model {names:?} on {scheme}://{addr}/v1/models");
+        eprintln!("eddy: dashboard on {scheme}://{addr}/");
     });
     eddy_runtime::serve::serve_registry(&args.registry, &options, stop, Some(on_serving)).await?;
     Ok(ExitCode::SUCCESS)

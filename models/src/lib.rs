@@ -6,7 +6,9 @@
 //! pointer swap, and the HTTP server in [`server`] reads the newest snapshot on every request: a
 //! request never waits on training and training never waits on a request. Serving decodes request
 //! instances with the same `BatchBuilder` and transforms them with the same `FeatureSet` code as
-//! training, so there is no separate serving path to drift from the training one.
+//! training, so there is no separate serving path to drift from the training one. The same server
+//! answers a live dashboard at `/` from the metrics registry, the model handles and the
+//! [`RecentDeadLetters`] the trainer fills.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -24,6 +26,7 @@
 //! ```
 
 pub mod artifact;
+mod dead_letters;
 mod error;
 mod model;
 pub mod registry;
@@ -31,6 +34,7 @@ pub mod server;
 mod snapshot;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
+pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
 pub use error::{ModelError, Result};
 pub use model::{prediction_json, LearnerParams, Learners, ModelSpec, RowOutcome, TrainedModel};
 pub use registry::Registry;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eddy_features::FeatureBatch;
 use eddy_models::server::{BoundServer, LearnRequest, Served};
-use eddy_models::{ModelHandle, TrainedModel};
+use eddy_models::{ModelHandle, RecentDeadLetters, TrainedModel};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
@@ -222,6 +222,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .serve
         .enabled
         .then(|| ModelHandle::new(model.snapshot(Arc::clone(&spec))));
+    let recent_dead_letters = handle.as_ref().map(|_| RecentDeadLetters::default());
     let server_stop = StopHandle::default();
     let server_task = match &handle {
         Some(handle) => {
@@ -239,6 +240,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
                 models: vec![handle.clone()],
                 learn: [(spec.name.clone(), learn_tx)].into_iter().collect(),
                 registry: None,
+                dead_letters: recent_dead_letters.clone(),
             };
             let server =
                 BoundServer::bind(&config.serve.server_options(), served, registry).await?;
@@ -297,6 +299,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         export,
         metrics,
         handle,
+        recent_dead_letters,
         publish_every: Duration::from_millis(config.serve.publish_interval_ms),
         progress: options.on_progress.take(),
         progress_every: options.progress_every,

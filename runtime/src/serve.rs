@@ -52,6 +52,7 @@ pub async fn serve_registry(
         models: handles.values().map(|(h, _)| h.clone()).collect(),
         learn: BTreeMap::new(),
         registry: Some(registry.clone()),
+        dead_letters: None,
     };
     let server = BoundServer::bind(options, served, MetricsRegistry::default()).await?;
     let addr = server.local_addr()?;

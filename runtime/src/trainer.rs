@@ -8,7 +8,9 @@ use arrow_array::{Array, StringArray};
 use eddy_features::FeatureBatch;
 use eddy_ml::MetricValues;
 use eddy_models::server::{LearnReply, LearnRequest};
-use eddy_models::{row_json, InstanceError, ModelHandle, ModelSpec, RowOutcome, TrainedModel};
+use eddy_models::{
+    row_json, InstanceError, ModelHandle, ModelSpec, RecentDeadLetters, RowOutcome, TrainedModel,
+};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
@@ -99,6 +101,8 @@ pub(crate) struct Trainer {
     pub(crate) export: Option<ExportPolicy>,
     pub(crate) metrics: PipelineMetrics,
     pub(crate) handle: Option<ModelHandle>,
+    /// The newest dead letters, for the dashboard (when serving).
+    pub(crate) recent_dead_letters: Option<RecentDeadLetters>,
     pub(crate) publish_every: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) progress_every: Duration,
@@ -309,6 +313,9 @@ impl Trainer {
             .inc();
         if let Some(sink) = self.dead_letters.as_mut() {
             sink.write_json(dead, &mut self.line)?;
+        }
+        if let Some(recent) = &self.recent_dead_letters {
+            recent.push(dead.kind, dead.field.as_deref(), &dead.reason, &dead.origin);
         }
         Ok(())
     }

@@ -1,19 +1,22 @@
 //! The HTTP inference server: JSON prediction API, model metadata, health and Prometheus metrics.
 //!
 //! Every handler reads the newest snapshot through [`ModelHandle::load`], so answers never wait on
-//! training. Bodies are bounded, every refusal is a JSON error naming the offending field.
+//! training. Bodies are bounded, every refusal is a JSON error naming the offending field. The
+//! live dashboard (`/`, polling `/v1/status`) is in [`dashboard`].
 
 mod admin;
+pub mod dashboard;
 mod guard;
 mod handlers;
 mod metrics;
+mod samples;
 mod v2;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -21,6 +24,7 @@ use axum::Router;
 use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::net::TcpListener;
 
+use crate::dead_letters::RecentDeadLetters;
 use crate::error::{ModelError, Result};
 use crate::snapshot::ModelHandle;
 
@@ -77,6 +81,8 @@ pub struct Served {
     pub learn: BTreeMap<String, LearnSender>,
     /// The registry promote and rollback act on (`eddy serve --registry`).
     pub registry: Option<crate::Registry>,
+    /// The newest dead letters of the trainer, shown on the dashboard.
+    pub dead_letters: Option<RecentDeadLetters>,
 }
 
 /// Shared by every handler.
@@ -89,6 +95,9 @@ pub(crate) struct AppState {
     pub(crate) max_instances: usize,
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) limits: ServerOptions,
+    pub(crate) dead_letters: Option<RecentDeadLetters>,
+    /// When the server was bound: the dashboard's clock.
+    pub(crate) started: Instant,
 }
 
 /// A server whose socket is bound (so its address is known) but which does not answer yet.
@@ -127,6 +136,8 @@ impl BoundServer {
             max_instances: options.max_instances,
             in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
             limits: options.clone(),
+            dead_letters: served.dead_letters,
+            started: Instant::now(),
         });
         // Certificates are read at bind time, so a bad file fails the start, not the first request.
         let tls = match &options.tls {
@@ -178,6 +189,10 @@ impl BoundServer {
 
 /// Every route template, in the order the router declares them (also the metric label values).
 pub(crate) const ROUTES: &[&str] = &[
+    "/",
+    "/dashboard.js",
+    "/dashboard.css",
+    "/v1/status",
     "/healthz",
     "/metrics",
     "/v1/models",
@@ -195,6 +210,10 @@ pub(crate) const ROUTES: &[&str] = &[
 
 fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/dashboard.css", get(dashboard::style))
+        .route("/v1/status", get(dashboard::status_json))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .route("/v1/models", get(handlers::list_models))
