@@ -268,6 +268,9 @@ struct BenchArgs {
     /// Kafka: seconds of the latency phase.
     #[arg(long, default_value_t = 10.0)]
     latency_seconds: f64,
+    /// Kafka: take messages in arrival order instead of the deterministic timestamp merge.
+    #[arg(long)]
+    arrival_order: bool,
 }
 
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -564,6 +567,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             dir: args.dir,
             latency_rate: args.latency_rate,
             latency_seconds: args.latency_seconds,
+            arrival_order: args.arrival_order,
         })
         .await?;
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -35,6 +35,8 @@ pub struct KafkaBench {
     /// Events per second of the latency phase, and its length.
     pub latency_rate: f64,
     pub latency_seconds: f64,
+    /// Merge partitions by timestamp (deterministic) or take messages as they arrive.
+    pub arrival_order: bool,
 }
 
 fn now_ms() -> i64 {
@@ -113,6 +115,9 @@ fn pipeline(
     let mut source = KafkaSourceConfig::new(&bench.brokers, topic, group);
     source.batch_size = bench.batch_size;
     source.idle_timeout_seconds = Some(3.0);
+    if bench.arrival_order {
+        source.order = eddy_runtime::source::MergeOrder::Arrival;
+    }
     config.source = SourceConfig::Kafka(source);
     config.sinks.predictions = Some(SinkConfig::Kafka {
         brokers: bench.brokers.clone(),
@@ -146,7 +151,10 @@ pub async fn run(bench: KafkaBench) -> Result<serde_json::Value> {
     }
     p.flush(Duration::from_secs(120))?;
     let produce_rate = data.len() as f64 / started.elapsed().as_secs_f64();
-    eprintln!("eddy bench kafka: produced {} messages to {topic} at {produce_rate:.0}/s", data.len());
+    eprintln!(
+        "eddy bench kafka: produced {} messages to {topic} at {produce_rate:.0}/s",
+        data.len()
+    );
 
     // Throughput.
     let checkpoints = bench.dir.join(format!("kafka-checkpoints-{stamp}"));
@@ -163,7 +171,10 @@ pub async fn run(bench: KafkaBench) -> Result<serde_json::Value> {
         ..RunOptions::default()
     };
     let summary = eddy_runtime::run(valid, options).await?;
-    let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let seen = seen
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     let first = seen.iter().find(|(_, e)| *e > 0).copied();
     let last = seen.iter().find(|(_, e)| *e == summary.events).copied();
     let rate = match (first, last) {
@@ -183,6 +194,7 @@ pub async fn run(bench: KafkaBench) -> Result<serde_json::Value> {
         "partitions": bench.partitions,
         "events": summary.events,
         "batch_size": bench.batch_size,
+        "order": if bench.arrival_order { "arrival" } else { "timestamp" },
         "produce_events_per_sec": produce_rate,
         "events_per_sec": rate,
         "metrics": summary.metrics,
@@ -202,17 +214,40 @@ async fn latency(bench: &KafkaBench, stamp: i64) -> Result<serde_json::Value> {
     let checkpoints = bench.dir.join(format!("kafka-latency-{stamp}"));
     let valid = pipeline(bench, &topic, "eddy-bench-latency", &output, &checkpoints)?;
     let stop = StopHandle::default();
+    let events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = Arc::clone(&events);
     let options = RunOptions {
         stop: stop.clone(),
+        progress_every: Duration::from_millis(50),
+        on_progress: Some(Box::new(move |progress| {
+            seen.store(
+                progress.counters.events,
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        })),
         ..RunOptions::default()
     };
     let running = tokio::spawn(eddy_runtime::run(valid, options));
-    // Let the consumer join and take its partitions: an empty topic's first messages would
-    // otherwise measure the join.
-    tokio::time::sleep(Duration::from_secs(8)).await;
-
+    // Warm up: one message per partition, and wait until the consumer has learned them, so
+    // joining the group is not counted as latency.
     let total = (bench.latency_rate * bench.latency_seconds) as usize;
-    let data = lines(total as u64)?;
+    let mut data = lines(total as u64 + bench.partitions as u64)?;
+    let warm: Vec<Vec<u8>> = data.drain(..bench.partitions as usize).collect();
+    {
+        let p = producer(&bench.brokers)?;
+        for (i, line) in warm.iter().enumerate() {
+            send(&p, &topic, i as i32, line)?;
+        }
+        p.flush(Duration::from_secs(30))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while events.load(std::sync::atomic::Ordering::SeqCst) < warm.len() as u64 {
+        if Instant::now() > deadline || running.is_finished() {
+            bail!("the latency pipeline did not consume its warm-up messages within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let steady_from = now_ms();
     let brokers = bench.brokers.clone();
     let partitions = bench.partitions;
     let rate = bench.latency_rate;
@@ -237,7 +272,7 @@ async fn latency(bench: &KafkaBench, stamp: i64) -> Result<serde_json::Value> {
     stop.stop();
     let _ = std::fs::remove_dir_all(&checkpoints);
 
-    let latencies = read_latencies(&bench.brokers, &output, total)?;
+    let latencies = read_latencies(&bench.brokers, &output, total + warm.len(), steady_from)?;
     if latencies.is_empty() {
         bail!("no predictions arrived on {output}");
     }
@@ -259,7 +294,7 @@ async fn latency(bench: &KafkaBench, stamp: i64) -> Result<serde_json::Value> {
     }))
 }
 
-fn read_latencies(brokers: &str, topic: &str, expected: usize) -> Result<Vec<i64>> {
+fn read_latencies(brokers: &str, topic: &str, expected: usize, from_ms: i64) -> Result<Vec<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "eddy-bench-reader")
@@ -274,17 +309,34 @@ fn read_latencies(brokers: &str, topic: &str, expected: usize) -> Result<Vec<i64
     }
     consumer.assign(&tpl)?;
     let mut out = Vec::with_capacity(expected);
+    let mut series: Vec<(i64, i64)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while out.len() < expected && Instant::now() < deadline {
+    let mut read = 0;
+    while read < expected && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            read += 1;
             let at = m.timestamp().to_millis().context("prediction timestamp")?;
             let prediction: serde_json::Value =
                 serde_json::from_slice(m.payload().unwrap_or_default())?;
             let from = prediction["timestamp_ms"]
                 .as_i64()
                 .context("prediction without timestamp_ms")?;
-            out.push(at - from);
+            if from >= from_ms {
+                out.push(at - from);
+                series.push((from, at - from));
+            }
         }
+    }
+    series.sort_unstable();
+    for chunk in series.chunks(series.len().div_ceil(10).max(1)) {
+        let mut l: Vec<i64> = chunk.iter().map(|(_, l)| *l).collect();
+        l.sort_unstable();
+        eprintln!(
+            "eddy bench kafka: latency p50 {} ms over {} events from t={} ms",
+            l[l.len() / 2],
+            l.len(),
+            chunk[0].0 - series[0].0
+        );
     }
     out.sort_unstable();
     Ok(out)

@@ -193,10 +193,20 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     metrics.events_read.inc_by(counters.events);
     metrics.events_learned.inc_by(counters.learned);
 
+    let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
+    let barrier_tx = tx.clone();
+    let barrier: crate::source::Barrier = Arc::new(move || {
+        let (ack, acked) = std::sync::mpsc::sync_channel(1);
+        // Fails only when the trainer has stopped, and then there is nothing to wait for.
+        if barrier_tx.blocking_send(Message::Barrier(ack)).is_ok() {
+            let _ = acked.recv();
+        }
+    });
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
         resume: position.clone(),
         kafka_lag: Some(metrics.kafka_lag.clone()),
+        barrier: Some(barrier),
     })?;
     let committer = source.committer();
     let predictions = config
@@ -217,7 +227,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .transpose()?;
 
     let mut options = options;
-    let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
     let handle = config
         .serve
         .enabled
@@ -316,6 +325,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let batch_size = config.source.batch_size();
     let stop = options.stop.clone();
     let max_events = options.max_events;
+    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     let reader = tokio::task::spawn_blocking(move || {
         let mut read = 0u64;
         loop {
@@ -338,6 +348,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         }
         // The server holds a sender too, so the end of the source is a message, not a close.
         let _ = tx.blocking_send(Message::End);
+        // Keep the source (a Kafka consumer) open until the trainer's final checkpoint has
+        // committed its offsets; it closes here, on this thread.
+        let _ = finished.recv();
+        drop(source);
     });
 
     let stop = options.stop.clone();
@@ -347,6 +361,11 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             let outcome = match message {
                 Message::Chunk(chunk) => chunk.and_then(|chunk| trainer.process(chunk)),
                 Message::Learn(request) => trainer.learn_request(request),
+                Message::Barrier(ack) => {
+                    let done = trainer.barrier();
+                    let _ = ack.send(());
+                    done
+                }
                 Message::End => break,
             };
             if let Err(e) = outcome {
@@ -357,6 +376,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         drop(rx);
         // What was processed is consistent whatever stopped us: checkpoint it.
         let finished = trainer.checkpoint().and_then(|()| trainer.export());
+        drop(finished_tx);
         trainer.publish();
         trainer.report();
         match (failure, finished) {

@@ -63,6 +63,8 @@ enum Target {
     Kafka {
         topic: String,
         producer: BaseProducer<Deliveries>,
+        /// Messages sent since delivery reports were last served.
+        unpolled: u32,
     },
 }
 
@@ -150,6 +152,7 @@ impl SinkConfig {
                     Target::Kafka {
                         topic: topic.clone(),
                         producer,
+                        unpolled: 0,
                     },
                     0,
                 )
@@ -167,9 +170,21 @@ impl LineSink {
 
     /// Appends one line; a Kafka sink uses `key` as the message key.
     pub fn write_keyed(&mut self, key: Option<&str>, line: &[u8]) -> Result<()> {
-        if let Target::Kafka { topic, producer } = &self.target {
+        if let Target::Kafka {
+            topic,
+            producer,
+            unpolled,
+        } = &mut self.target
+        {
             self.written += line.len() as u64 + 1;
-            return send(producer, topic, key, line);
+            send(producer, topic, key, line)?;
+            // Serve delivery reports now and then, not per message (poll takes a lock).
+            *unpolled += 1;
+            if *unpolled >= 1024 {
+                *unpolled = 0;
+                producer.poll(Duration::ZERO);
+            }
+            return Ok(());
         }
         let res = match &mut self.target {
             Target::File { out, .. } => out.write_all(line).and_then(|()| out.write_all(b"\n")),
@@ -214,7 +229,9 @@ impl LineSink {
                 .flush()
                 .map_err(|e| RuntimeError::io("flushing", &name, e))?,
             Target::Stderr(_) => {}
-            Target::Kafka { topic, producer } => {
+            Target::Kafka {
+                topic, producer, ..
+            } => {
                 producer
                     .flush(KAFKA_FLUSH_TIMEOUT)
                     .map_err(|e| RuntimeError::Kafka {
@@ -263,10 +280,7 @@ fn send(
     }
     loop {
         match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Ok(());
-            }
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 producer.poll(Duration::from_millis(5));

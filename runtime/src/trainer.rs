@@ -47,6 +47,8 @@ pub(crate) enum Message {
     Chunk(Result<Chunk>),
     /// Labelled events sent over HTTP (`POST /v1/models/{name}/learn`).
     Learn(LearnRequest),
+    /// The source gives up partitions: checkpoint and commit, then acknowledge.
+    Barrier(std::sync::mpsc::SyncSender<()>),
     /// The source has ended.
     End,
 }
@@ -333,6 +335,22 @@ impl Trainer {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Everything handled so far made durable and committed (a rebalance is about to move
+    /// partitions away).
+    pub(crate) fn barrier(&mut self) -> Result<()> {
+        if self.checkpoints.is_some() {
+            self.checkpoint()
+        } else {
+            if let Some(sink) = self.predictions.as_mut() {
+                sink.commit()?;
+            }
+            if let Some(commit) = self.committer.as_mut() {
+                commit(&self.position);
+            }
+            Ok(())
+        }
     }
 
     /// Makes the sinks durable, then writes a checkpoint that points at their lengths.

@@ -84,6 +84,10 @@ fn serialize_arc_str<S: serde::Serializer>(
 /// Commits a durable checkpoint's position back to the source (Kafka offsets to the group).
 pub type Committer = Box<dyn FnMut(&Position) + Send>;
 
+/// Blocks until the trainer has handled every chunk handed to it so far, checkpointed and
+/// committed: a Kafka source calls it before giving up partitions in a rebalance.
+pub type Barrier = Arc<dyn Fn() + Send + Sync>;
+
 /// A record that could not be used, with enough context to find and fix it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeadLetter {
@@ -140,6 +144,7 @@ pub struct BuildContext {
     pub resume: Option<Position>,
     /// Consumer lag gauges, for sources that have a lag.
     pub kafka_lag: Option<LagGauges>,
+    pub barrier: Option<Barrier>,
 }
 
 /// What the user writes under `[source]`.
