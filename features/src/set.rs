@@ -58,6 +58,17 @@ struct FirstPass {
 }
 
 impl FeatureSet {
+    /// Model averaging across workers: blends the state of operators where an average means
+    /// something (the standard scaler's running moments) as `a * self + b * other`; the others
+    /// (vocabularies, windows, per-key state) stay this worker's own.
+    pub fn blend(&mut self, other: &FeatureSet, a: f64, b: f64) {
+        for (mine, theirs) in self.operators.iter_mut().zip(&other.operators) {
+            if let (FeatureOp::StandardScaler(m), FeatureOp::StandardScaler(t)) = (mine, theirs) {
+                m.blend(t, a, b);
+            }
+        }
+    }
+
     /// Builds fresh operators with their fields resolved against `schema`. Fails on invalid
     /// configs (every problem listed), unknown fields and type mismatches.
     pub fn new(configs: &[FeatureConfig], schema: &Schema) -> Result<FeatureSet> {

@@ -52,6 +52,27 @@ pub enum AnyModel {
 }
 
 impl AnyModel {
+    /// Model averaging with another worker's copy (see [`LinearModel::merge_weighted`]); linear
+    /// models only for now.
+    pub fn merge_weighted(&mut self, other: &AnyModel, w_self: f64, w_other: f64) -> Result<()> {
+        match (self, other) {
+            (AnyModel::Linear(a), AnyModel::Linear(b)) => a.merge_weighted(b, w_self, w_other),
+            _ => Err(MlError::Unsupported {
+                what: "averaging anything but linear models (linear, logistic, svm)",
+            }),
+        }
+    }
+
+    /// `self = a * self + b * other` (see [`LinearModel::combine`]); linear models only.
+    pub fn combine(&mut self, other: &AnyModel, a: f64, b: f64) -> Result<()> {
+        match (self, other) {
+            (AnyModel::Linear(m), AnyModel::Linear(o)) => m.combine(o, a, b),
+            _ => Err(MlError::Unsupported {
+                what: "combining anything but linear models (linear, logistic, svm)",
+            }),
+        }
+    }
+
     pub fn predict_one(&self, x: &FeatureVec<'_>) -> Prediction {
         match self {
             AnyModel::Linear(m) => linear_prediction(m, m.predict_one(x)),

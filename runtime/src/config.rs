@@ -30,6 +30,9 @@ pub struct PipelineConfig {
     pub sinks: SinksConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<crate::export::ExportConfig>,
+    /// Average the model with the other workers of a consumer group (see `sync`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 pub use crate::model_config::{
@@ -214,6 +217,9 @@ impl PipelineConfig {
                     ));
                 }
             }
+        }
+        if let Some(sync) = &self.sync {
+            problems.extend(sync.validate(&self.model));
         }
         if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
             problems.push("serve.tls_cert, serve.tls_key: give both or neither".into());

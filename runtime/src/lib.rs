@@ -23,6 +23,7 @@ pub mod quick;
 pub mod serve;
 pub mod sink;
 pub mod source;
+pub mod sync;
 mod trainer;
 
 pub use config::{load, PipelineConfig, ValidConfig};

@@ -107,6 +107,8 @@ pub struct Summary {
     pub resumed_from: Option<u64>,
     pub checkpoints_written: u64,
     pub checkpoint: Option<PathBuf>,
+    /// Peer models averaged in (`[sync]`).
+    pub sync_merges: u64,
     pub stopped_early: bool,
     /// The learning curve, when asked for (`RunOptions::curve_every`).
     #[serde(skip)]
@@ -292,6 +294,11 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         }),
         None => None,
     };
+    let sync = config
+        .sync
+        .as_ref()
+        .map(|c| crate::sync::ModelSync::open(c, &model))
+        .transpose()?;
     let mut trainer = Trainer {
         spec: Arc::clone(&spec),
         fingerprint: valid.fingerprint,
@@ -304,6 +311,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         predictions,
         dead_letters,
         committer,
+        sync,
         checkpoints,
         export,
         metrics,
@@ -376,6 +384,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         drop(rx);
         // What was processed is consistent whatever stopped us: checkpoint it.
         let finished = trainer.checkpoint().and_then(|()| trainer.export());
+        if let Some(sync) = &trainer.sync {
+            sync.flush();
+        }
         drop(finished_tx);
         trainer.publish();
         trainer.report();
@@ -417,6 +428,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         model_version: trainer.model.events_learned,
         resumed_from,
         checkpoints_written: trainer.checkpoints_written,
+        sync_merges: trainer.sync.as_ref().map_or(0, |s| s.merges),
         checkpoint: trainer.last_checkpoint_path.clone(),
         stopped_early: stop.is_stopped(),
         curve: trainer.curve.clone(),

@@ -53,6 +53,7 @@ pub fn demo(
             ..ServeConfig::default()
         },
         export: None,
+        sync: None,
         sinks: SinksConfig {
             predictions: None,
             dead_letters: Some(SinkConfig::File {
@@ -87,6 +88,7 @@ pub fn bench(input: &Path, checkpoint_dir: &Path, batch_size: usize) -> Pipeline
         },
         sinks: SinksConfig::default(),
         export: None,
+        sync: None,
     }
 }
 

@@ -243,6 +243,7 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
             },
         },
         export: None,
+        sync: None,
         sinks: SinksConfig {
             predictions: options.predictions.as_deref().map(sink_for),
             dead_letters: options.dead_letters.as_deref().map(sink_for),

@@ -99,6 +99,8 @@ pub(crate) struct Trainer {
     pub(crate) dead_letters: Option<LineSink>,
     /// Told each durable checkpoint's position (Kafka: commits the offsets to the group).
     pub(crate) committer: Option<crate::source::Committer>,
+    /// Model averaging with the other workers, when `[sync]` is set.
+    pub(crate) sync: Option<crate::sync::ModelSync>,
     pub(crate) checkpoints: Option<CheckpointPolicy>,
     pub(crate) export: Option<ExportPolicy>,
     pub(crate) metrics: PipelineMetrics,
@@ -126,7 +128,11 @@ impl Trainer {
         for dead in &chunk.dead {
             self.dead_letter(dead)?;
         }
+        let before = self.counters.learned;
         self.learn(&chunk)?;
+        if let Some(sync) = self.sync.as_mut() {
+            sync.after_learning(&mut self.model, self.counters.learned - before)?;
+        }
         self.counters.events = self.events_base + chunk.end.records;
         self.record_curve();
         self.position = chunk.end;

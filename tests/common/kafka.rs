@@ -186,6 +186,28 @@ impl Broker {
         Ok(())
     }
 
+    /// The offsets `group` has committed on `topic`, by partition (-1 when none).
+    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Result<Vec<i64>> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok((0..partitions)
+            .map(
+                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect())
+    }
+
     /// Reads every message of `topic` from the beginning (all partitions) until `expected` have
     /// arrived or `timeout` passes; no group, no commits.
     pub fn read_all(&self, topic: &str, expected: usize, timeout: Duration) -> Result<Vec<Read>> {

@@ -16,6 +16,23 @@ pub struct Moments {
 }
 
 impl Moments {
+    /// Model averaging: the moments of the mixture `a * self + b * other` (`a + b = 1`); the
+    /// count stays this side's, so later updates keep their step size.
+    pub fn blend(&mut self, other: &Moments, a: f64, b: f64) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        let (va, vb) = (self.variance(), other.variance());
+        let mean = a * self.mean + b * other.mean;
+        let var = a * (va + (self.mean - mean).powi(2)) + b * (vb + (other.mean - mean).powi(2));
+        self.mean = mean;
+        self.m2 = var * self.count as f64;
+    }
+
     /// Number of values seen.
     pub fn count(&self) -> u64 {
         self.count
@@ -104,6 +121,15 @@ pub struct StandardScaler {
 }
 
 impl StandardScaler {
+    /// Blends the running moments with another worker's copy of the same scaler.
+    pub(crate) fn blend(&mut self, other: &StandardScaler, a: f64, b: f64) {
+        if self.fields == other.fields {
+            for (m, o) in self.moments.iter_mut().zip(&other.moments) {
+                m.blend(o, a, b);
+            }
+        }
+    }
+
     /// A scaler that has seen nothing yet. Call `bind` before use.
     pub(crate) fn new(fields: Vec<String>) -> Self {
         StandardScaler {

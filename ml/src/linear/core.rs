@@ -87,6 +87,26 @@ impl LinearCore {
         }
     }
 
+    /// `self = a * self + b * other` over the weights, the intercept and the optimizer state
+    /// (AdaGrad and Adam accumulators, FTRL's z and n), for model averaging. Same layout only.
+    pub(crate) fn blend(&mut self, other: &LinearCore, a: f64, b: f64) -> bool {
+        if self.dim != other.dim
+            || self.stride != other.stride
+            || self.weights.dim() != other.weights.dim()
+        {
+            return false;
+        }
+        self.weights.blend(&other.weights, a, b);
+        self.intercept = a * self.intercept + b * other.intercept;
+        for (s, o) in self.state.iter_mut().zip(&other.state) {
+            *s = a * *s + b * o;
+        }
+        for (s, o) in self.bias.iter_mut().zip(&other.bias) {
+            *s = a * *s + b * o;
+        }
+        true
+    }
+
     pub(crate) fn updates(&self) -> u64 {
         self.updates
     }

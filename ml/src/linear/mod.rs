@@ -47,6 +47,58 @@ impl LinearModel {
         }
     }
 
+    /// Model averaging: replaces the parameters (weights, intercept, optimizer state) by the
+    /// weighted mean `(w_self * self + w_other * other) / (w_self + w_other)`. Both models must
+    /// have the same dimension and optimizer; the step count stays this model's.
+    pub fn merge_weighted(&mut self, other: &LinearModel, w_self: f64, w_other: f64) -> Result<()> {
+        let total = w_self + w_other;
+        if !(w_self >= 0.0 && w_other >= 0.0 && total > 0.0 && total.is_finite()) {
+            return Err(MlError::InvalidWeight {
+                weight: if w_self >= 0.0 { w_other } else { w_self },
+            });
+        }
+        if self.params.optimizer() != other.params.optimizer() {
+            return Err(MlError::Unsupported {
+                what: "averaging models with different optimizers",
+            });
+        }
+        if !self
+            .core
+            .blend(&other.core, w_self / total, w_other / total)
+        {
+            return Err(MlError::DimensionMismatch {
+                len: other.dim(),
+                dim: self.dim(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `self = a * self + b * other` over the weights, intercept and optimizer state, for any
+    /// real `a`, `b`: with `(1, -1)` it gives the change between two states of one model, with
+    /// `(1, 1)` it adds such a change (how workers exchange their updates). Same dimension and
+    /// optimizer only; the step count stays this model's.
+    pub fn combine(&mut self, other: &LinearModel, a: f64, b: f64) -> Result<()> {
+        if !(a.is_finite() && b.is_finite()) {
+            return Err(MlError::NonFinite {
+                what: "combination coefficient",
+                value: if a.is_finite() { b } else { a },
+            });
+        }
+        if self.params.optimizer() != other.params.optimizer() {
+            return Err(MlError::Unsupported {
+                what: "combining models with different optimizers",
+            });
+        }
+        if !self.core.blend(&other.core, a, b) {
+            return Err(MlError::DimensionMismatch {
+                len: other.dim(),
+                dim: self.dim(),
+            });
+        }
+        Ok(())
+    }
+
     /// Effective weights (scale applied); O(dim).
     pub fn weights(&self) -> Array1<f64> {
         self.core.weights_array()

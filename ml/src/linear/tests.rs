@@ -448,3 +448,84 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn merging_averages_weights_intercept_and_optimizer_state() {
+    let train = |xs: &[[f64; 2]], ys: &[f64], optimizer: Optimizer| {
+        let mut m = constant(Loss::Squared, 0.1)
+            .l2(0.1)
+            .optimizer(optimizer)
+            .check()
+            .unwrap()
+            .build(2);
+        for (x, &y) in xs.iter().zip(ys) {
+            m.learn_one(&FeatureVec::dense(dense(x).view()), y, 1.0)
+                .unwrap();
+        }
+        m
+    };
+    for optimizer in [
+        Optimizer::Sgd,
+        Optimizer::AdaGrad { eps: 1e-8 },
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        Optimizer::Ftrl {
+            alpha: 0.1,
+            beta: 1.0,
+        },
+    ] {
+        let a = train(&[[1.0, 2.0], [0.5, -1.0]], &[1.0, 0.0], optimizer);
+        let b = train(
+            &[[-1.0, 0.5], [2.0, 1.0], [0.0, 1.0]],
+            &[0.5, 2.0, -1.0],
+            optimizer,
+        );
+        // With itself: unchanged (up to the rounding of w/2 + w/2).
+        let mut same = a.clone();
+        same.merge_weighted(&a, 1.0, 1.0).unwrap();
+        assert_eq!(same.weights(), a.weights(), "{optimizer:?}");
+        assert_eq!(same.intercept(), a.intercept());
+        // Weighted 1:3 -> a quarter of a and three quarters of b, coordinate by coordinate.
+        let mut m = a.clone();
+        m.merge_weighted(&b, 1.0, 3.0).unwrap();
+        for j in 0..2 {
+            let want = 0.25 * a.weights()[j] + 0.75 * b.weights()[j];
+            assert!((m.weights()[j] - want).abs() < 1e-12, "{optimizer:?}");
+        }
+        let want = 0.25 * a.intercept() + 0.75 * b.intercept();
+        assert!((m.intercept() - want).abs() < 1e-12);
+        assert_eq!(m.steps(), a.steps());
+        // A zero weight on the other side leaves the model as it was.
+        let mut m = a.clone();
+        m.merge_weighted(&b, 2.0, 0.0).unwrap();
+        assert_eq!(m.weights(), a.weights());
+    }
+    // A change taken out and put back: the model it came from.
+    let a = train(&[[1.0, 2.0], [0.5, -1.0]], &[1.0, 0.0], Optimizer::Sgd);
+    let b = train(&[[-1.0, 0.5]], &[0.5], Optimizer::Sgd);
+    let mut delta = a.clone();
+    delta.combine(&b, 1.0, -1.0).unwrap();
+    let mut back = b.clone();
+    back.combine(&delta, 1.0, 1.0).unwrap();
+    for j in 0..2 {
+        assert!((back.weights()[j] - a.weights()[j]).abs() < 1e-15);
+    }
+    assert!(a.clone().combine(&b, f64::NAN, 1.0).is_err());
+    let a = train(&[[1.0, 2.0]], &[1.0], Optimizer::Sgd);
+    let wider = constant(Loss::Squared, 0.1).check().unwrap().build(3);
+    assert!(a.clone().merge_weighted(&wider, 1.0, 1.0).is_err());
+    assert!(a.clone().merge_weighted(&a, -1.0, 1.0).is_err());
+    let adam = train(
+        &[[1.0, 2.0]],
+        &[1.0],
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+    assert!(a.clone().merge_weighted(&adam, 1.0, 1.0).is_err());
+}

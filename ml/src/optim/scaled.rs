@@ -46,6 +46,15 @@ impl ScaledWeights {
     }
 
     /// All effective weights (O(dim), for inspection rather than the hot path).
+    /// `self = a * self + b * other`, element-wise on the effective weights; the scale becomes 1.
+    pub(crate) fn blend(&mut self, other: &ScaledWeights, a: f64, b: f64) {
+        let (sa, sb) = (a * self.scale, b * other.scale);
+        for (v, o) in self.v.iter_mut().zip(&other.v) {
+            *v = sa * *v + sb * o;
+        }
+        self.scale = 1.0;
+    }
+
     pub(crate) fn to_array(&self) -> Array1<f64> {
         self.v.iter().map(|v| self.scale * v).collect()
     }
