@@ -489,3 +489,131 @@ fn a_killed_worker_s_partitions_are_taken_over_with_nothing_lost() -> Result<()>
     assert!(a_done + b_done >= 2 * HALF, "A {a_done} + B {b_done}");
     Ok(())
 }
+
+#[test]
+fn csv_messages_with_the_key_from_kafka_and_consumer_lag_in_metrics() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic("quotes", 2)?;
+    let mut data: Vec<Outgoing> = (0..3_000i64)
+        .map(|i| {
+            let x0 = (i % 17) as f64 / 17.0 - 0.5;
+            let x1 = (i % 5) as f64 - 2.0;
+            let y = u8::from(x0 + 0.3 * x1 > 0.0);
+            (
+                (i % 2) as i32,
+                Some(format!("s{}", i % 3)),
+                format!("{x0},{x1},{y}").into_bytes(),
+                BASE_MS + i,
+            )
+        })
+        .collect();
+    data.push((
+        1,
+        Some("s9".into()),
+        b"0.5,high,1".to_vec(),
+        BASE_MS + 5_000,
+    ));
+    broker.produce("quotes", &data)?;
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "quotes"
+group = "csv"
+format = "csv"
+csv_columns = ["x0", "x1", "y"]
+key_field = "symbol"
+idle_timeout_seconds = 6
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1"]
+
+[model]
+type = "logistic"
+target = "y"
+key_field = "symbol"
+
+[serve]
+address = "127.0.0.1:0"
+
+[sinks.predictions]
+type = "file"
+path = "{predictions}"
+
+[sinks.dead_letters]
+type = "file"
+path = "{dead}"
+"#,
+            brokers = broker.address(),
+            predictions = dir.path().join("p.jsonl").display(),
+            dead = dir.path().join("d.jsonl").display(),
+        ),
+    )?;
+    let mut running = Running::spawn(
+        eddy()
+            .args(["run", "--quiet"])
+            .arg(&p)
+            .arg("--summary-json")
+            .arg(dir.path().join("s.json")),
+    )?;
+    let base = running.wait_for_server()?;
+    // Once everything is read, /metrics shows a lag of 0 on both partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let text = ureq::get(&format!("{base}/metrics"))
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        let zero = |p: i32| {
+            text.lines().any(|l| {
+                l.starts_with("eddy_kafka_consumer_lag")
+                    && l.contains(&format!("partition=\"{p}\""))
+                    && l.contains("topic=\"quotes\"")
+                    && l.ends_with(" 0")
+            })
+        };
+        if zero(0) && zero(1) && text.contains("eddy_events_read_total 3001") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no zero lag in time:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("# TYPE eddy_kafka_consumer_lag gauge"),
+        "{metrics}"
+    );
+    let status = running.wait(Duration::from_secs(60))?;
+    assert!(status.success(), "{}", running.seen.join("\n"));
+
+    let s = summary(&dir.path().join("s.json"))?;
+    assert_eq!(s["learned"], 3_000);
+    assert_eq!(s["dead_lettered"], 1);
+    let predictions = std::fs::read_to_string(dir.path().join("p.jsonl"))?;
+    let keys: BTreeSet<String> = predictions
+        .lines()
+        .map(|l| {
+            let p: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            p["key"].as_str().unwrap_or("none").to_owned()
+        })
+        .collect();
+    assert_eq!(keys, ["s0", "s1", "s2"].map(String::from).into());
+    let dead: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("d.jsonl"))?
+            .lines()
+            .next()
+            .context("a dead letter")?,
+    )?;
+    assert_eq!(dead["kind"], "wrong_type");
+    assert_eq!(dead["field"], "x1");
+    assert_eq!(
+        (dead["topic"].as_str(), dead["partition"].as_i64()),
+        (Some("quotes"), Some(1))
+    );
+    Ok(())
+}
