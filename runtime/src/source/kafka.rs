@@ -582,6 +582,10 @@ impl KafkaSource {
             Ok(message) => {
                 self.last_message = Instant::now();
                 let partition = message.partition();
+                if !self.partitions.contains_key(&partition) {
+                    // Fetched before the partition was revoked: its new owner reads it.
+                    return Ok(true);
+                }
                 let expected = self.next.get(&partition).copied().unwrap_or(i64::MIN);
                 if message.offset() < expected {
                     // Already learned (a replay after a rebalance); skip it.
@@ -599,7 +603,9 @@ impl KafkaSource {
                 Ok(true)
             }
             Err(KafkaError::PartitionEOF(partition)) => {
-                self.partitions.entry(partition).or_default().at_end = true;
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    state.at_end = true;
+                }
                 Ok(true)
             }
             Err(e) => {
