@@ -1,5 +1,6 @@
 //! A seeded generator of synthetic streams with known ground truth, so demos and tests need no
-//! data files: a logistic stream, a linear-regression stream and Gaussian blobs.
+//! data files: a logistic stream, a linear-regression stream, Gaussian blobs and ad impressions
+//! with a click (`ctr`, see [`super::ctr`]).
 //!
 //! Record `i` depends only on the seed and `i` (its RNG is seeded from both), so a resumed
 //! generator continues with exactly the records an uninterrupted one would have produced,
@@ -13,6 +14,7 @@ use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
+use super::ctr::{ctr_fields, CtrTruth, CTR_FIELD_COUNT, CTR_TARGET};
 use super::{schema_of, BuildContext, Chunk, ChunkParts, DeadLetter, Location, Position, Source};
 use crate::error::Result;
 
@@ -25,6 +27,10 @@ pub enum GeneratorKind {
     Linear,
     /// x = centre[label] + N(0, I); `label` names the blob.
     Blobs,
+    /// Ad impressions: string ids `site_id`, `app_id`, `device_model`, `ad_id`, `user_segment`
+    /// (Zipf-like popularity over hundreds to thousands of values), `hour` ("00".."23") and a
+    /// 0/1 `click` from hidden per-value effects plus an ad × site interaction.
+    Ctr,
 }
 
 fn default_features() -> usize {
@@ -44,7 +50,8 @@ fn default_batch() -> usize {
 }
 
 /// `[source] type = "generator"`. Fields: `x0`..`x{features-1}`, `y` (logistic, linear),
-/// `label` (blobs), and `cat` (a string `c0`..) when `categories` > 0.
+/// `label` (blobs), and `cat` (a string `c0`..) when `categories` > 0. `ctr` has its own fields
+/// (see [`GeneratorKind::Ctr`]) and ignores `features`, `categories`, `clusters` and `noise_std`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorConfig {
@@ -86,7 +93,7 @@ impl GeneratorConfig {
 
     pub(crate) fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.features == 0 {
+        if self.features == 0 && self.kind != GeneratorKind::Ctr {
             problems.push("source.features: must be >= 1, got 0".to_owned());
         }
         if let Some(rate) = self.rate_per_sec {
@@ -108,17 +115,22 @@ impl GeneratorConfig {
         problems
     }
 
+    /// The field this generator emits as its target.
+    pub fn target(&self) -> &'static str {
+        match self.kind {
+            GeneratorKind::Blobs => "label",
+            GeneratorKind::Ctr => CTR_TARGET,
+            GeneratorKind::Logistic | GeneratorKind::Linear => "y",
+        }
+    }
+
     /// The names of the fields this generator emits, numbers first.
     pub fn fields(&self) -> (Vec<String>, Vec<String>) {
+        if self.kind == GeneratorKind::Ctr {
+            return (vec![CTR_TARGET.to_owned()], ctr_fields());
+        }
         let mut numbers: Vec<String> = (0..self.features).map(|j| format!("x{j}")).collect();
-        numbers.push(
-            if self.kind == GeneratorKind::Blobs {
-                "label"
-            } else {
-                "y"
-            }
-            .to_owned(),
-        );
+        numbers.push(self.target().to_owned());
         let strings = if self.categories > 0 {
             vec!["cat".to_owned()]
         } else {
@@ -160,22 +172,37 @@ struct Draw {
     config: GeneratorConfig,
     truth: Truth,
     x: Vec<f64>,
+    /// The `ctr` kind's hidden effects and id strings; `None` for the other kinds.
+    ctr: Option<CtrTruth>,
+    /// The value index of each `ctr` field in the last record.
+    ids: [usize; CTR_FIELD_COUNT],
 }
 
 impl Draw {
     fn new(config: &GeneratorConfig) -> Draw {
+        let ctr = (config.kind == GeneratorKind::Ctr).then(|| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0xC7_2C7F);
+            CtrTruth::new(config.seed, &mut rng)
+        });
+        let features = if ctr.is_some() { 0 } else { config.features };
         Draw {
             truth: config.truth(),
-            x: vec![0.0; config.features],
+            x: vec![0.0; features],
             config: config.clone(),
+            ctr,
+            ids: [0; CTR_FIELD_COUNT],
         }
     }
 
-    /// Draws record `i`: features into `self.x`, returns (target, category).
+    /// Draws record `i`: features into `self.x` (or ids into `self.ids`), returns (target,
+    /// category).
     fn draw(&mut self, i: u64) -> (f64, Option<usize>) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(
             self.config.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        if let Some(ctr) = &self.ctr {
+            return (ctr.draw(&mut rng, &mut self.ids), None);
+        }
         let category =
             (self.config.categories > 0).then(|| rng.gen_range(0..self.config.categories));
         let effect = category.map_or(0.0, |c| self.truth.category_effects[c]);
@@ -215,13 +242,18 @@ impl GeneratorConfig {
     /// Writes records `0..events` of this stream as JSON Lines (for benchmarks and tests that need a file).
     pub fn write_jsonl(&self, events: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let mut draw = Draw::new(self);
-        let (numbers, _) = self.fields();
-        let target = numbers.last().cloned().unwrap_or_default();
+        let target = self.target();
+        let (_, strings) = self.fields();
         let mut line = String::with_capacity(256);
         for i in 0..events {
             let (y, category) = draw.draw(i);
             line.clear();
             line.push('{');
+            if let Some(ctr) = &draw.ctr {
+                for (f, name) in strings.iter().enumerate() {
+                    line.push_str(&format!("\"{name}\":\"{}\",", ctr.names[f][draw.ids[f]]));
+                }
+            }
             for (j, x) in draw.x.iter().enumerate() {
                 line.push_str(&format!("\"x{j}\":{x},"));
             }
@@ -243,27 +275,36 @@ enum Column {
     Missing,
 }
 
+/// Which generated string fills a schema column.
+#[derive(Clone, Copy)]
+enum StringColumn {
+    Category,
+    Ctr(usize),
+    Missing,
+}
+
 pub struct GeneratorSource {
     config: GeneratorConfig,
     draw: Draw,
     builder: BatchBuilder,
     numbers: Vec<Column>,
-    strings: Vec<bool>,
+    strings: Vec<StringColumn>,
     next: u64,
     started: Instant,
     started_at: u64,
     category_names: Vec<String>,
+    /// The `ctr` id strings by field and value (a copy, so a batch can borrow them while the
+    /// draw moves on).
+    ctr_names: Vec<Vec<String>>,
     num_values: Vec<Option<f64>>,
 }
 
 impl GeneratorSource {
     pub fn new(config: &GeneratorConfig, cx: BuildContext) -> GeneratorSource {
         let schema = schema_of(&cx.builder);
-        let target = if config.kind == GeneratorKind::Blobs {
-            "label"
-        } else {
-            "y"
-        };
+        let target = config.target();
+        let (_, ctr_names) = config.fields();
+        let is_ctr = config.kind == GeneratorKind::Ctr;
         let mut numbers = Vec::new();
         let mut strings = Vec::new();
         for field in schema.fields() {
@@ -278,12 +319,26 @@ impl GeneratorSource {
                         .filter(|j| *j < config.features)
                         .map_or(Column::Missing, Column::X)
                 }),
-                FieldType::String => strings.push(field.name == "cat" && config.categories > 0),
+                FieldType::String => strings.push(if is_ctr {
+                    ctr_names
+                        .iter()
+                        .position(|n| *n == field.name)
+                        .map_or(StringColumn::Missing, StringColumn::Ctr)
+                } else if field.name == "cat" && config.categories > 0 {
+                    StringColumn::Category
+                } else {
+                    StringColumn::Missing
+                }),
             }
         }
         let next = cx.resume.map_or(0, |p| p.records);
+        let draw = Draw::new(config);
         GeneratorSource {
-            draw: Draw::new(config),
+            ctr_names: draw
+                .ctr
+                .as_ref()
+                .map_or_else(Vec::new, |ctr| ctr.names.clone()),
+            draw,
             category_names: (0..config.categories).map(|c| format!("c{c}")).collect(),
             num_values: vec![None; numbers.len()],
             config: config.clone(),
@@ -331,10 +386,12 @@ impl Source for GeneratorSource {
                 };
             }
             strings.clear();
-            strings.extend(self.strings.iter().map(|is_cat| {
-                category
-                    .filter(|_| *is_cat)
-                    .map(|c| self.category_names[c].as_str())
+            let ids = self.draw.ids;
+            let (names, ctr_names) = (&self.category_names, &self.ctr_names);
+            strings.extend(self.strings.iter().map(|column| match column {
+                StringColumn::Category => category.map(|c| names[c].as_str()),
+                StringColumn::Ctr(f) => ctr_names.get(*f).map(|n| n[ids[*f]].as_str()),
+                StringColumn::Missing => None,
             }));
             match self.builder.push_values(&self.num_values, &strings) {
                 Ok(()) => parts.seqs.push(i),
@@ -360,5 +417,61 @@ impl Source for GeneratorSource {
             records: self.next,
             location: Location::Generator,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctr(seed: u64) -> GeneratorConfig {
+        let mut config = GeneratorConfig::new(GeneratorKind::Ctr);
+        config.seed = seed;
+        config
+    }
+
+    fn records(config: &GeneratorConfig, events: u64) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        config.write_jsonl(events, &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ctr_is_deterministic_per_seed_and_index() {
+        let a = records(&ctr(7), 2_000);
+        assert_eq!(a, records(&ctr(7), 2_000));
+        assert_ne!(a, records(&ctr(8), 2_000));
+        // Record i does not depend on how many came before it in this call.
+        let mut draw = Draw::new(&ctr(7));
+        let (click, _) = draw.draw(1_234);
+        assert_eq!(a[1_234]["click"].as_f64(), Some(click));
+        let names = &draw.ctr.as_ref().unwrap().names;
+        assert_eq!(a[1_234]["ad_id"], names[3][draw.ids[3]].as_str());
+    }
+
+    #[test]
+    fn ctr_has_a_plausible_click_rate_and_a_long_tail() {
+        let rows = records(&ctr(42), 50_000);
+        let clicks: f64 = rows.iter().map(|r| r["click"].as_f64().unwrap()).sum();
+        let rate = clicks / rows.len() as f64;
+        assert!((0.08..=0.25).contains(&rate), "click rate {rate}");
+        for field in ctr_fields() {
+            assert!(rows.iter().all(|r| r[&field].is_string()), "{field}");
+        }
+        let mut ads = std::collections::BTreeMap::<&str, u64>::new();
+        for r in &rows {
+            *ads.entry(r["ad_id"].as_str().unwrap()).or_default() += 1;
+        }
+        // Zipf-like: many distinct ads, yet the most popular one takes several percent.
+        let top = ads.values().max().copied().unwrap_or(0);
+        assert!(ads.len() > 2_000, "{} distinct ads", ads.len());
+        assert!(top > 2_500, "top ad seen {top} times");
+        let hours: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r["hour"].as_str().unwrap()).collect();
+        assert_eq!(hours.len(), 24);
     }
 }

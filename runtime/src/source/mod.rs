@@ -6,6 +6,7 @@
 //! restarted source seeks to it and continues with the very next record.
 
 mod columnar;
+mod ctr;
 mod file;
 mod generator;
 mod kafka;
