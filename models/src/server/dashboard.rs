@@ -177,6 +177,13 @@ pub(crate) fn status(
             _ => {}
         }
     }
+    // Label sets come out of the registry in hash order: sort, so the page and the JSON are
+    // stable from one poll to the next.
+    metrics.sort_by(|a, b| (&a.metric, &a.scope).cmp(&(&b.metric, &b.scope)));
+    lag.sort_by(|a, b| {
+        let number = |p: &str| p.parse::<i64>().unwrap_or(i64::MAX);
+        (&a.topic, number(&a.partition)).cmp(&(&b.topic, number(&b.partition)))
+    });
     Status {
         uptime_seconds,
         events_read: counter(samples, EVENTS_READ),
