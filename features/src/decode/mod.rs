@@ -408,6 +408,41 @@ mod tests {
     }
 
     #[test]
+    fn fills_stand_in_only_for_missing_values_of_the_right_type() {
+        let mut b = builder();
+        // Field 3 (t, a required String) comes from the fill; b (Number) too; the record's own
+        // value of s wins over its fill; a Text fill for the Number field a is ignored.
+        let fill = [
+            (3, Fill::Text("key-7")),
+            (2, Fill::Number(1.5e12)),
+            (0, Fill::Text("ignored")),
+            (1, Fill::Text("wrong type")),
+            (99, Fill::Number(1.0)),
+        ];
+        b.push_json_filled(br#"{"s": "own", "a": 2}"#, &fill)
+            .unwrap();
+        b.push_values_filled(&[Some(3.0), None], &[None, None], &fill)
+            .unwrap();
+        // Without the fill the required t is missing, and nothing is pushed.
+        let e = b.push_json(br#"{"a": 2}"#).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::MissingField);
+        // A fill is checked like a value.
+        let e = b
+            .push_json_filled(br#"{"a": 2, "t": "x"}"#, &[(2, Fill::Number(f64::NAN))])
+            .unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::NotFinite);
+        let batch = b.finish();
+        assert_eq!(batch.num_rows(), 2);
+        let s = column::<StringArray>(&batch, 0);
+        let bs = column::<Float64Array>(&batch, 2);
+        let t = column::<StringArray>(&batch, 3);
+        assert_eq!((s.value(0), s.is_null(1)), ("own", false));
+        assert_eq!(s.value(1), "ignored");
+        assert_eq!((bs.value(0), bs.value(1)), (1.5e12, 1.5e12));
+        assert_eq!((t.value(0), t.value(1)), ("key-7", "key-7"));
+    }
+
+    #[test]
     fn a_binary_field_takes_only_0_and_1() {
         let mut b = builder();
         b.require_binary(1);
