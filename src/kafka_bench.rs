@@ -15,16 +15,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use eddy_runtime::sink::SinkConfig;
-use eddy_runtime::source::{KafkaSourceConfig, SourceConfig};
+use eddy_runtime::source::{assign_whole_topic, KafkaSourceConfig, SourceConfig};
 use eddy_runtime::{presets, RunOptions, StopHandle};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 pub struct KafkaBench {
     pub brokers: String,
@@ -300,14 +300,7 @@ fn read_latencies(brokers: &str, topic: &str, expected: usize, from_ms: i64) -> 
         .set("group.id", "eddy-bench-reader")
         .set("enable.auto.commit", "false")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&tpl)?;
+    assign_whole_topic(&consumer, topic, Offset::Beginning, Duration::from_secs(10))?;
     let mut out = Vec::with_capacity(expected);
     let mut series: Vec<(i64, i64)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);

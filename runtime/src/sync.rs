@@ -30,14 +30,15 @@ use std::time::Duration;
 use eddy_features::FeatureSet;
 use eddy_models::{Learners, TrainedModel};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
+use crate::source::assign_whole_topic;
 
 /// `[sync]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,29 +152,18 @@ impl ModelSync {
             .set("enable.auto.commit", "false")
             .create()
             .map_err(|e| kafka_error(format!("sync consumer: {e}")))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&config.topic), Duration::from_secs(30))
-            .map_err(|e| kafka_error(format!("sync topic {}: {e}", config.topic)))?;
-        let mut tpl = TopicPartitionList::new();
-        for t in metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == config.topic)
-        {
-            for p in t.partitions() {
-                tpl.add_partition_offset(&config.topic, p.id(), Offset::End)
-                    .map_err(|e| kafka_error(e.to_string()))?;
-            }
-        }
-        if tpl.count() == 0 {
+        let partitions = assign_whole_topic(
+            &consumer,
+            &config.topic,
+            Offset::End,
+            Duration::from_secs(30),
+        )?;
+        if partitions == 0 {
             return Err(kafka_error(format!(
                 "sync topic {} does not exist; create it (one partition is enough)",
                 config.topic
             )));
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| kafka_error(format!("sync topic {}: {e}", config.topic)))?;
         let worker = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         tracing::info!(worker, topic = %config.topic, every_events = config.every_events, "averaging the model with peers");
         Ok(ModelSync {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use eddy_runtime::source::assign_whole_topic;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -216,14 +217,7 @@ impl Broker {
             .set("group.id", "eddy-test-reader")
             .set("enable.auto.commit", "false")
             .create()?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let mut tpl = TopicPartitionList::new();
-        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
-        }
-        consumer.assign(&tpl)?;
+        assign_whole_topic(&consumer, topic, Offset::Beginning, Duration::from_secs(10))?;
         let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
         while out.len() < expected && Instant::now() < deadline {

@@ -27,8 +27,8 @@ pub use file::{
 };
 pub use generator::{GeneratorConfig, GeneratorKind, GeneratorSource};
 pub use kafka::{
-    parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig, LagGauges, MergeOrder,
-    MessageFormat, StartAt,
+    assign_whole_topic, parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig,
+    LagGauges, MergeOrder, MessageFormat, StartAt,
 };
 
 /// How far a source has read. `records` counts every record consumed since the start of the

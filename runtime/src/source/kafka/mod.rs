@@ -15,13 +15,22 @@
 //! - Memory is bounded: a partition whose queue is full is paused at the client until the merge
 //!   has drained it, so a slow trainer slows the fetches instead of growing the heap.
 
+mod config;
+mod decode;
+mod topic;
+
+pub use config::{KafkaSourceConfig, MergeOrder, MessageFormat, StartAt};
+pub use topic::{assign_whole_topic, parse_kafka_url, peek_first_message};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
-use arrow_schema::DataType;
+use super::{BuildContext, Chunk, ChunkParts, Coordinates, DeadLetter, Location, Position, Source};
+use crate::error::{Result, RuntimeError};
+use crate::metrics::PartitionLabels;
+use decode::{push_ipc, read_csv_line};
 use eddy_features::{BatchBuilder, CsvHeader, DecodeError, DecodeErrorKind, FieldType, Fill};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -32,158 +41,8 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
-
-use super::{BuildContext, Chunk, ChunkParts, Coordinates, DeadLetter, Location, Position, Source};
-use crate::error::{Result, RuntimeError};
-use crate::metrics::PartitionLabels;
 
 const RAW_KEEP_BYTES: usize = 4096;
-
-/// `[source] type = "kafka"`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    /// Bootstrap servers, `host:port[,host:port...]`.
-    pub brokers: String,
-    pub topic: String,
-    /// The consumer group; workers of one group split the topic's partitions.
-    pub group: String,
-    /// Where a partition with neither a checkpointed nor a committed offset starts.
-    #[serde(default)]
-    pub start: StartAt,
-    #[serde(default)]
-    pub format: MessageFormat,
-    /// Column names of CSV messages (one CSV line per message, no header); defaults to the
-    /// schema's fields in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub csv_columns: Option<Vec<String>>,
-    /// A String field that takes the message key when the record does not carry it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_field: Option<String>,
-    /// A Number field that takes the message timestamp (ms since the epoch) when the record
-    /// does not carry it: event time from Kafka.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_field: Option<String>,
-    #[serde(default)]
-    pub order: MergeOrder,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// End the run after this many seconds without a new message (backfills and tests).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_timeout_seconds: Option<f64>,
-    /// Messages larger than this are dead-lettered unread.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: usize,
-    /// Messages buffered per partition before it is paused.
-    #[serde(default = "default_partition_queue")]
-    pub partition_queue: usize,
-    /// Passed to librdkafka as they are: `security.protocol`, `sasl.mechanisms`,
-    /// `sasl.username`, `ssl.ca.location`, ...
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub properties: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StartAt {
-    #[default]
-    Earliest,
-    Latest,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageFormat {
-    /// One JSON object per message.
-    #[default]
-    Json,
-    /// One CSV line per message.
-    Csv,
-    /// An Arrow IPC stream per message (one or more record batches).
-    ArrowIpc,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeOrder {
-    #[default]
-    Timestamp,
-    Arrival,
-}
-
-fn default_batch_size() -> usize {
-    4096
-}
-fn default_max_message_bytes() -> usize {
-    1 << 20
-}
-fn default_partition_queue() -> usize {
-    50_000
-}
-
-impl KafkaSourceConfig {
-    /// A config with the defaults for everything but the essentials (quick mode).
-    pub fn new(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
-        KafkaSourceConfig {
-            brokers: brokers.to_owned(),
-            topic: topic.to_owned(),
-            group: group.to_owned(),
-            start: StartAt::default(),
-            format: MessageFormat::default(),
-            csv_columns: None,
-            key_field: None,
-            timestamp_field: None,
-            order: MergeOrder::default(),
-            batch_size: default_batch_size(),
-            idle_timeout_seconds: None,
-            max_message_bytes: default_max_message_bytes(),
-            partition_queue: default_partition_queue(),
-            properties: BTreeMap::new(),
-        }
-    }
-
-    pub(crate) fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (key, value) in [
-            ("brokers", &self.brokers),
-            ("topic", &self.topic),
-            ("group", &self.group),
-        ] {
-            if value.trim().is_empty() {
-                problems.push(format!("source.{key}: empty"));
-            }
-        }
-        if let Some(s) = self.idle_timeout_seconds {
-            if !(s.is_finite() && s > 0.0) {
-                problems.push(format!(
-                    "source.idle_timeout_seconds: must be finite and > 0, got {s}"
-                ));
-            }
-        }
-        if self.partition_queue == 0 {
-            problems.push("source.partition_queue: must be >= 1, got 0".into());
-        }
-        for key in self.properties.keys() {
-            if OWNED_PROPERTIES.contains(&key.as_str()) {
-                problems.push(format!(
-                    "source.properties.{key}: set by eddy (offsets are committed after each \
-                     durable checkpoint); remove it"
-                ));
-            }
-        }
-        problems
-    }
-}
-
-/// librdkafka settings eddy relies on and does not let a pipeline override.
-const OWNED_PROPERTIES: &[&str] = &[
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-    "group.id",
-    "bootstrap.servers",
-];
 
 /// Consumer lag per partition, as `/metrics` shows it.
 pub type LagGauges = Family<PartitionLabels, Gauge>;
@@ -733,64 +592,6 @@ impl KafkaSource {
     }
 }
 
-/// A `kafka://HOST:PORT[,HOST:PORT]/TOPIC` address: (brokers, topic).
-pub fn parse_kafka_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("kafka://")?;
-    let (brokers, topic) = rest.split_once('/')?;
-    (!brokers.is_empty() && !topic.is_empty() && !topic.contains('/'))
-        .then(|| (brokers.to_owned(), topic.to_owned()))
-}
-
-/// The first message of a topic (its lowest offset over all partitions), read without joining
-/// any group or committing anything: quick mode reads its fields from it.
-pub fn peek_first_message(brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let kafka_error = |message: String| RuntimeError::Kafka { message };
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "eddy-quick-peek")
-        .set("enable.auto.commit", "false")
-        .set_log_level(RDKafkaLogLevel::Error)
-        .create()
-        .map_err(|e| kafka_error(format!("creating a consumer: {e}")))?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| {
-        kafka_error(format!(
-            "reading the metadata of {topic} from {brokers}: {e}"
-        ))
-    })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(kafka_error(format!(
-            "topic {topic} does not exist on {brokers}"
-        )));
-    }
-    let mut tpl = TopicPartitionList::new();
-    for &p in &partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| kafka_error(e.to_string()))?;
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| kafka_error(format!("assigning {topic}: {e}")))?;
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => return Ok(message.payload().unwrap_or_default().to_vec()),
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => tracing::warn!(target: "kafka", error = %e, "peeking"),
-        }
-    }
-    Err(kafka_error(format!(
-        "no message on {topic} within {}s: quick mode reads the fields of the first message; \
-         write a pipeline file to start on an empty topic",
-        timeout.as_secs()
-    )))
-}
-
 fn pending(message: &BorrowedMessage<'_>) -> Pending {
     Pending {
         offset: message.offset(),
@@ -800,99 +601,6 @@ fn pending(message: &BorrowedMessage<'_>) -> Pending {
             .map(|k| String::from_utf8_lossy(k).into_owned().into_boxed_str()),
         payload: message.payload().unwrap_or_default().into(),
     }
-}
-
-fn read_csv_line(line: &[u8], row: &mut csv::ByteRecord) -> std::result::Result<(), DecodeError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line);
-    match reader.read_byte_record(row) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(DecodeError::record(
-            DecodeErrorKind::Malformed,
-            "empty CSV message",
-        )),
-        Err(e) => Err(DecodeError::record(
-            DecodeErrorKind::Malformed,
-            format!("not a CSV line: {e}"),
-        )),
-    }
-}
-
-/// Decodes an Arrow IPC stream message into rows; all of them or, on any error, none.
-fn push_ipc(
-    builder: &mut BatchBuilder,
-    payload: &[u8],
-    fill: &[(usize, Fill<'_>)],
-) -> std::result::Result<usize, DecodeError> {
-    let malformed = |m: String| DecodeError::record(DecodeErrorKind::Malformed, m);
-    let reader = arrow_ipc::reader::StreamReader::try_new(payload, None)
-        .map_err(|e| malformed(format!("not an Arrow IPC stream: {e}")))?;
-    let batches: Vec<RecordBatch> = reader
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| malformed(format!("reading an Arrow IPC stream: {e}")))?;
-    let schema = Arc::clone(builder.schema());
-    let mut rows = Vec::new();
-    for batch in &batches {
-        let mut numbers: Vec<Option<Float64Array>> = Vec::new();
-        let mut strings: Vec<Option<StringArray>> = Vec::new();
-        for field in schema.fields() {
-            let column = batch.column_by_name(&field.name);
-            let (target, ty) = match field.ty {
-                FieldType::Number => (&DataType::Float64, "number"),
-                FieldType::String => (&DataType::Utf8, "string"),
-            };
-            let cast = column
-                .map(|c| arrow_cast::cast(c, target))
-                .transpose()
-                .map_err(|e| {
-                    DecodeError::field(
-                        DecodeErrorKind::WrongType,
-                        &field.name,
-                        format!("column cannot be read as a {ty}: {e}"),
-                    )
-                })?;
-            match field.ty {
-                FieldType::Number => numbers.push(cast.map(|c| {
-                    c.as_any()
-                        .downcast_ref::<Float64Array>()
-                        .expect("cast to Float64")
-                        .clone()
-                })),
-                FieldType::String => strings.push(cast.map(|c| {
-                    c.as_any()
-                        .downcast_ref::<StringArray>()
-                        .expect("cast to Utf8")
-                        .clone()
-                })),
-            }
-        }
-        rows.push((numbers, strings, batch.num_rows()));
-    }
-    // Rows go in one at a time, so a bad one fails the message: check all before pushing any.
-    let mut probe = BatchBuilder::new(Arc::clone(&schema));
-    let mut total = 0;
-    for pass in 0..2 {
-        let target = if pass == 0 { &mut probe } else { &mut *builder };
-        for (numbers, strings, n) in &rows {
-            for r in 0..*n {
-                let nums: Vec<Option<f64>> = numbers
-                    .iter()
-                    .map(|c| c.as_ref().filter(|c| c.is_valid(r)).map(|c| c.value(r)))
-                    .collect();
-                let strs: Vec<Option<&str>> = strings
-                    .iter()
-                    .map(|c| c.as_ref().filter(|c| c.is_valid(r)).map(|c| c.value(r)))
-                    .collect();
-                target.push_values_filled(&nums, &strs, fill)?;
-                if pass == 1 {
-                    total += 1;
-                }
-            }
-        }
-    }
-    Ok(total)
 }
 
 impl Source for KafkaSource {
