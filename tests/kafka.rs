@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::kafka::{free_port, Broker, Outgoing};
+use common::kafka::{free_port, Broker, Outgoing, Read};
 use common::{eddy, latest_checkpoint, run_ok, summary, Running};
 use eddy_runtime::source::{GeneratorConfig, GeneratorKind};
 
@@ -260,7 +260,14 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
         EVENTS as usize * 2,
         Duration::from_secs(20),
     )?;
-    let unique: BTreeSet<(i64, i64)> = predictions
+    let unique = coordinates(&predictions);
+    assert_eq!(unique.len() as u64, EVENTS);
+    Ok(())
+}
+
+/// The distinct (partition, offset) source coordinates of prediction messages.
+fn coordinates(predictions: &[Read]) -> BTreeSet<(i64, i64)> {
+    predictions
         .iter()
         .map(|(_, _, _, payload)| {
             let p: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
@@ -269,9 +276,7 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
                 p["offset"].as_i64().unwrap_or(-1),
             )
         })
-        .collect();
-    assert_eq!(unique.len() as u64, EVENTS);
-    Ok(())
+        .collect()
 }
 
 fn latest_events(dir: &Path) -> u64 {
@@ -468,16 +473,7 @@ fn a_killed_worker_s_partitions_are_taken_over_with_nothing_lost() -> Result<()>
         3 * HALF as usize,
         Duration::from_secs(20),
     )?;
-    let unique: BTreeSet<(i64, i64)> = predictions
-        .iter()
-        .map(|(_, _, _, payload)| {
-            let p: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
-            (
-                p["partition"].as_i64().unwrap_or(-1),
-                p["offset"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect();
+    let unique = coordinates(&predictions);
     assert_eq!(unique.len() as u64, 2 * HALF);
     // B's model holds its own share and everything after A's last checkpoint.
     let a_done = latest_checkpoint(&root.path().join("a/ckpt"))?
