@@ -227,6 +227,10 @@ struct RunArgs {
     /// Events between learning-curve points.
     #[arg(long, default_value_t = 10_000)]
     curve_every: u64,
+    /// When serving: keep answering HTTP after the source ends (the final model, its latest
+    /// predictions per key, the dashboard) until Ctrl-C.
+    #[arg(long)]
+    linger: bool,
 }
 
 #[derive(Args)]
@@ -407,6 +411,7 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
     let extra = Extra {
         resume_from: args.resume_from.clone(),
         curve_every: args.curve.as_ref().map(|_| args.curve_every.max(1)),
+        linger: args.linger,
     };
     let summary = execute_run(
         valid,
@@ -428,6 +433,7 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
 struct Extra {
     resume_from: Option<PathBuf>,
     curve_every: Option<u64>,
+    linger: bool,
 }
 
 /// Runs with Ctrl-C/SIGTERM wired to a clean stop, progress on stderr.
@@ -460,6 +466,10 @@ async fn execute_run(
         stop,
         resume_from: extra.resume_from,
         curve_every: extra.curve_every,
+        linger: extra.linger.then(|| {
+            Box::new(|| eprintln!("eddy: the stream has ended; still serving until Ctrl-C"))
+                as eddy_runtime::LingerFn
+        }),
     };
     Ok(eddy_runtime::run(valid, options).await?)
 }

@@ -8,7 +8,8 @@
 //! instances with the same `BatchBuilder` and transforms them with the same `FeatureSet` code as
 //! training, so there is no separate serving path to drift from the training one. The same server
 //! answers a live dashboard at `/` from the metrics registry, the model handles and the
-//! [`RecentDeadLetters`] the trainer fills.
+//! [`RecentDeadLetters`] the trainer fills, and `/v1/models/{name}/latest` from the
+//! [`LatestPredictions`] it records.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -28,6 +29,7 @@
 pub mod artifact;
 mod dead_letters;
 mod error;
+mod latest;
 mod model;
 pub mod registry;
 pub mod server;
@@ -36,6 +38,7 @@ mod snapshot;
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
 pub use error::{ModelError, Result};
+pub use latest::{LatestPrediction, LatestPredictions, LATEST_KEYS};
 pub use model::{prediction_json, LearnerParams, Learners, ModelSpec, RowOutcome, TrainedModel};
 pub use registry::Registry;
-pub use snapshot::{row_json, InstanceError, ModelHandle, ServingSnapshot};
+pub use snapshot::{row_json, row_object, InstanceError, ModelHandle, ServingSnapshot};

@@ -14,8 +14,17 @@ use crate::model::{key_of, prediction_json, Learners, ModelSpec};
 /// The decoded fields of one row as a JSON object: what a dead letter can show of a record
 /// refused after decoding (the raw bytes are gone by then).
 pub fn row_json(batch: &arrow_array::RecordBatch, row: usize) -> String {
+    row_object(batch, row, None).to_string()
+}
+
+/// The decoded fields of one row as a JSON object, leaving out column `skip` (e.g. the target).
+pub fn row_object(batch: &arrow_array::RecordBatch, row: usize, skip: Option<usize>) -> Value {
     let mut object = serde_json::Map::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+    let schema = batch.schema();
+    for (index, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        if Some(index) == skip {
+            continue;
+        }
         let value = if column.is_null(row) {
             Value::Null
         } else if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
@@ -27,7 +36,7 @@ pub fn row_json(batch: &arrow_array::RecordBatch, row: usize) -> String {
         };
         object.insert(field.name().clone(), value);
     }
-    Value::Object(object).to_string()
+    Value::Object(object)
 }
 
 /// Why one instance of a prediction request was refused.

@@ -94,6 +94,10 @@ pub struct ServeConfig {
     pub max_in_flight: usize,
     #[serde(default = "default_timeout")]
     pub request_timeout_ms: u64,
+    /// Keys whose newest prediction `GET /v1/models/{name}/latest?key=K` answers (at least the
+    /// most recent half of them are kept); 0 turns the endpoint's recording off.
+    #[serde(default = "default_latest_keys")]
+    pub latest_keys: usize,
     /// Bearer token for learn/promote/rollback; else the EDDY_ADMIN_TOKEN environment variable;
     /// with neither, those routes are closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +138,9 @@ impl ServeConfig {
     }
 }
 
+fn default_latest_keys() -> usize {
+    eddy_models::LATEST_KEYS
+}
 fn default_in_flight() -> usize {
     1024
 }
@@ -149,6 +156,7 @@ impl Default for ServeConfig {
             max_body_bytes: default_body(),
             max_instances: default_instances(),
             publish_interval_ms: default_publish(),
+            latest_keys: default_latest_keys(),
             max_in_flight: default_in_flight(),
             request_timeout_ms: default_timeout(),
             admin_token: None,

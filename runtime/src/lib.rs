@@ -28,6 +28,6 @@ mod trainer;
 
 pub use config::{load, PipelineConfig, ValidConfig};
 pub use error::{Fault, Result, RuntimeError};
-pub use pipeline::{run, RunOptions, ServingFn, StopHandle, Summary};
+pub use pipeline::{run, LingerFn, RunOptions, ServingFn, StopHandle, Summary};
 pub use source::{Chunk, Position, Source};
 pub use trainer::{CurvePoint, Progress};

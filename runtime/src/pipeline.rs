@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eddy_features::FeatureBatch;
 use eddy_models::server::{BoundServer, LearnRequest, Served};
-use eddy_models::{ModelHandle, RecentDeadLetters, TrainedModel};
+use eddy_models::{LatestPredictions, ModelHandle, RecentDeadLetters, TrainedModel};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
@@ -59,6 +59,9 @@ impl StopHandle {
 /// Told the server's address and the model's name once the server listens.
 pub type ServingFn = Box<dyn FnOnce(SocketAddr, &str) + Send>;
 
+/// Called when a run that lingers has ended its stream and goes on serving.
+pub type LingerFn = Box<dyn FnOnce() + Send>;
+
 /// How to run, beyond what the pipeline file says.
 pub struct RunOptions {
     /// Stop after this many records in this run.
@@ -73,6 +76,10 @@ pub struct RunOptions {
     pub resume_from: Option<PathBuf>,
     /// Record a learning-curve point every this many events.
     pub curve_every: Option<u64>,
+    /// When serving: after the source ends and the final checkpoint is written, keep answering
+    /// HTTP (the final model, its latest predictions, the dashboard) until `stop`; the function
+    /// is called when that begins.
+    pub linger: Option<LingerFn>,
 }
 
 impl Default for RunOptions {
@@ -85,6 +92,7 @@ impl Default for RunOptions {
             stop: StopHandle::default(),
             resume_from: None,
             curve_every: None,
+            linger: None,
         }
     }
 }
@@ -234,6 +242,8 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .enabled
         .then(|| ModelHandle::new(model.snapshot(Arc::clone(&spec))));
     let recent_dead_letters = handle.as_ref().map(|_| RecentDeadLetters::default());
+    let latest = (handle.is_some() && config.serve.latest_keys > 0)
+        .then(|| LatestPredictions::with_capacity(config.serve.latest_keys));
     let server_stop = StopHandle::default();
     let server_task = match &handle {
         Some(handle) => {
@@ -252,6 +262,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
                 learn: [(spec.name.clone(), learn_tx)].into_iter().collect(),
                 registry: None,
                 dead_letters: recent_dead_letters.clone(),
+                latest: latest
+                    .iter()
+                    .map(|l| (spec.name.clone(), l.clone()))
+                    .collect(),
             };
             let server =
                 BoundServer::bind(&config.serve.server_options(), served, registry).await?;
@@ -317,6 +331,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         metrics,
         handle,
         recent_dead_letters,
+        latest,
         publish_every: Duration::from_millis(config.serve.publish_interval_ms),
         progress: options.on_progress.take(),
         progress_every: options.progress_every,
@@ -401,6 +416,12 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .await
         .map_err(|e| RuntimeError::Internal(format!("the source thread failed: {e}")))?;
 
+    if let Some(on_linger) = options.linger.take() {
+        if server_task.is_some() && trained.is_ok() {
+            on_linger();
+            options.stop.stopped().await;
+        }
+    }
     server_stop.stop();
     if let Some(task) = server_task {
         task.await

@@ -53,6 +53,7 @@ pub async fn serve_registry(
         learn: BTreeMap::new(),
         registry: Some(registry.clone()),
         dead_letters: None,
+        latest: BTreeMap::new(),
     };
     let server = BoundServer::bind(options, served, MetricsRegistry::default()).await?;
     let addr = server.local_addr()?;

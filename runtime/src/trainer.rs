@@ -9,7 +9,8 @@ use eddy_features::FeatureBatch;
 use eddy_ml::MetricValues;
 use eddy_models::server::{LearnReply, LearnRequest};
 use eddy_models::{
-    row_json, InstanceError, ModelHandle, ModelSpec, RecentDeadLetters, RowOutcome, TrainedModel,
+    row_json, row_object, InstanceError, LatestPrediction, LatestPredictions, ModelHandle,
+    ModelSpec, RecentDeadLetters, RowOutcome, TrainedModel,
 };
 use serde::Serialize;
 
@@ -107,6 +108,8 @@ pub(crate) struct Trainer {
     pub(crate) handle: Option<ModelHandle>,
     /// The newest dead letters, for the dashboard (when serving).
     pub(crate) recent_dead_letters: Option<RecentDeadLetters>,
+    /// The newest prediction per key, for `GET /v1/models/{name}/latest` (when serving).
+    pub(crate) latest: Option<LatestPredictions>,
     pub(crate) publish_every: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) progress_every: Duration,
@@ -218,6 +221,9 @@ impl Trainer {
         let mut sink_error = None;
         let predictions = &mut self.predictions;
         let line = &mut self.line;
+        // (row, prediction, model version) of every learned row, when the latest are kept.
+        let mut made: Vec<(usize, serde_json::Value, u64)> = Vec::new();
+        let keep_latest = self.latest.is_some();
         self.model.learn_batch(
             &self.spec,
             &chunk.batch,
@@ -231,6 +237,9 @@ impl Trainer {
                         ..
                     } => {
                         learned += 1;
+                        if keep_latest {
+                            made.push((row, prediction.clone(), model_version));
+                        }
                         if let Some(sink) = predictions.as_mut() {
                             let key = keys
                                 .as_ref()
@@ -267,6 +276,9 @@ impl Trainer {
         }
         self.counters.learned += learned;
         self.metrics.events_learned.inc_by(learned);
+        if let Some(latest) = &self.latest {
+            record_latest(latest, &self.spec, chunk, keys.as_ref(), made);
+        }
         for dead in &refused {
             self.dead_letter(dead)?;
         }
@@ -458,6 +470,37 @@ impl Trainer {
             self.model.metrics.window_values(),
         )
     }
+}
+
+/// Hands the newest learned row of each key in `chunk` to `latest` (one lock per chunk; only
+/// the rows that survive are turned into JSON).
+fn record_latest(
+    latest: &LatestPredictions,
+    spec: &ModelSpec,
+    chunk: &Chunk,
+    keys: Option<&StringArray>,
+    made: Vec<(usize, serde_json::Value, u64)>,
+) {
+    let target = spec.target_index();
+    let at_unix_ms = now_ms().max(0) as u64;
+    let mut taken = std::collections::HashSet::new();
+    let mut events = Vec::new();
+    for (row, prediction, model_version) in made.into_iter().rev() {
+        let key = keys.filter(|k| k.is_valid(row)).map(|k| k.value(row));
+        if !taken.insert(key) {
+            continue;
+        }
+        events.push(LatestPrediction {
+            key: key.map(str::to_owned),
+            prediction,
+            model_version,
+            position: chunk.seqs[row],
+            record: row_object(&chunk.batch, row, target),
+            at_unix_ms,
+        });
+    }
+    events.reverse();
+    latest.record(events);
 }
 
 fn now_ms() -> i64 {

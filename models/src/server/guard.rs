@@ -20,6 +20,10 @@ enum Access {
 }
 
 fn access(method: &Method, path: &str) -> Access {
+    // The latest predictions are predictions: the predict token guards them too.
+    if path.ends_with("/latest") {
+        return Access::Predict;
+    }
     if *method != Method::POST {
         return Access::Open;
     }
@@ -125,5 +129,6 @@ mod tests {
         );
         assert_eq!(access(&Method::POST, "/v2/models/m/infer"), Access::Predict);
         assert_eq!(access(&Method::GET, "/v1/models/m"), Access::Open);
+        assert_eq!(access(&Method::GET, "/v1/models/m/latest"), Access::Predict);
     }
 }

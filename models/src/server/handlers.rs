@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -128,6 +128,61 @@ pub(crate) async fn model_metadata(
         "snapshot_age_seconds": age,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LatestQuery {
+    key: Option<String>,
+}
+
+/// `GET /v1/models/{name}/latest?key=K`: the prediction the live pipeline made for K's newest
+/// event (before learning it), with the model version and the event's fields; without `key`,
+/// the newest event of the stream.
+pub(crate) async fn latest(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    query: Result<Query<LatestQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, e.body_text()),
+    };
+    if !state.models.contains_key(&name) {
+        return unknown_model(&name);
+    }
+    let Some(latest) = state.latest.get(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            format!(
+                "model {name:?} is not trained here: only `eddy run` keeps the latest predictions"
+            ),
+        );
+    };
+    let key = query.key.as_deref();
+    let Some(found) = latest.get(key) else {
+        let message = match key {
+            Some(k) => format!("no prediction yet for key {k:?} (or it was retired as idle)"),
+            None => "no prediction yet".to_owned(),
+        };
+        return error(StatusCode::NOT_FOUND, key.map(|_| "key"), message);
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut body = json!({
+        "model": name,
+        "prediction": found.prediction,
+        "model_version": found.model_version,
+        "position": found.position,
+        "record": found.record,
+        "age_seconds": now_ms.saturating_sub(found.at_unix_ms) as f64 / 1000.0,
+    });
+    if let Some(k) = found.key {
+        body["key"] = json!(k);
+    }
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::dead_letters::RecentDeadLetters;
 use crate::error::{ModelError, Result};
+use crate::latest::LatestPredictions;
 use crate::snapshot::ModelHandle;
 
 pub use admin::{LearnReply, LearnRequest, LearnSender};
@@ -83,6 +84,8 @@ pub struct Served {
     pub registry: Option<crate::Registry>,
     /// The newest dead letters of the trainer, shown on the dashboard.
     pub dead_letters: Option<RecentDeadLetters>,
+    /// The newest prediction per key of live trainers, by model name (`/v1/models/{name}/latest`).
+    pub latest: BTreeMap<String, LatestPredictions>,
 }
 
 /// Shared by every handler.
@@ -96,6 +99,7 @@ pub(crate) struct AppState {
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) limits: ServerOptions,
     pub(crate) dead_letters: Option<RecentDeadLetters>,
+    pub(crate) latest: BTreeMap<String, LatestPredictions>,
     /// When the server was bound: the dashboard's clock.
     pub(crate) started: Instant,
 }
@@ -137,6 +141,7 @@ impl BoundServer {
             in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
             limits: options.clone(),
             dead_letters: served.dead_letters,
+            latest: served.latest,
             started: Instant::now(),
         });
         // Certificates are read at bind time, so a bad file fails the start, not the first request.
@@ -198,6 +203,7 @@ pub(crate) const ROUTES: &[&str] = &[
     "/v1/models",
     "/v1/models/{name}",
     "/v1/models/{name}/predict",
+    "/v1/models/{name}/latest",
     "/v1/models/{name}/learn",
     "/v1/models/{name}/promote",
     "/v1/models/{name}/rollback",
@@ -219,6 +225,7 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{name}", get(handlers::model_metadata))
         .route("/v1/models/{name}/predict", post(handlers::predict))
+        .route("/v1/models/{name}/latest", get(handlers::latest))
         .route("/v1/models/{name}/learn", post(admin::learn))
         .route("/v1/models/{name}/promote", post(admin::promote))
         .route("/v1/models/{name}/rollback", post(admin::rollback))
