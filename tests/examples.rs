@@ -114,3 +114,122 @@ fn ctr_beats_the_constant_predictor_and_scores_an_impression_over_http() -> anyh
     assert_eq!(body["model_version"].as_u64(), Some(1), "{body}");
     Ok(())
 }
+
+/// An HTTP client that reports error statuses instead of failing on them.
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent()
+}
+
+fn get_json(agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, Value)> {
+    let mut answer = agent.get(url).call()?;
+    let status = answer.status().as_u16();
+    Ok((
+        status,
+        serde_json::from_str(&answer.body_mut().read_to_string()?)?,
+    ))
+}
+
+/// The weather example's stream, prepared once per target directory by the example's own
+/// script (which fetches the pinned vega-datasets wheel with pip).
+fn weather_readings() -> anyhow::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weather-data");
+    let readings = dir.join("readings.jsonl");
+    if !readings.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/weather/prepare.py");
+        let status = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&dir)
+            .status()
+            .context("running python3 examples/weather/prepare.py")?;
+        if !status.success() {
+            bail!("examples/weather/prepare.py failed: {status}");
+        }
+    }
+    Ok(readings)
+}
+
+#[test]
+fn weather_beats_the_naive_forecast_and_serves_each_stations_latest_forecast() -> anyhow::Result<()>
+{
+    let readings = weather_readings()?;
+    let text = std::fs::read_to_string(&readings)?;
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).context("a reading"))
+        .collect::<anyhow::Result<_>>()?;
+    assert!(records.len() > 17_000, "{} readings", records.len());
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("eddy-data/weather");
+    std::fs::create_dir_all(&data)?;
+    std::fs::copy(&readings, data.join("readings.jsonl"))?;
+    let (file, _) = ephemeral_copy("weather", dir.path())?;
+
+    let mut run = Running::spawn(
+        eddy()
+            .current_dir(dir.path())
+            .args(["run", "--linger", "--progress-ms", "100000"])
+            .arg(&file)
+            .args(["--summary-json", "summary.json"]),
+    )?;
+    let base = run.wait_for_server()?;
+    run.wait_for_line("still serving", Duration::from_secs(120))?;
+
+    // Each station's newest forecast is the one made from its last reading of the year.
+    let agent = http();
+    for station in ["seattle", "san_francisco"] {
+        let last = records
+            .iter()
+            .rev()
+            .find(|r| r["station"] == station)
+            .context("a reading of the station")?;
+        let url = format!("{base}/v1/models/weather/latest?key={station}");
+        let (status, body) = get_json(&agent, &url)?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["key"], station, "{body}");
+        assert_eq!(body["record"]["time"], last["time"], "{body}");
+        assert_eq!(body["record"]["temp"], last["temp"], "{body}");
+        assert!(
+            body["record"].get("next_temp").is_none(),
+            "the label leaked: {body}"
+        );
+        let forecast = body["prediction"].as_f64().context("a forecast")?;
+        let now = last["temp"].as_f64().context("temp")?;
+        assert!(
+            (forecast - now).abs() < 3.0,
+            "forecast {forecast} from {now}: {body}"
+        );
+    }
+    let (status, body) = get_json(&agent, &format!("{base}/v1/models/weather/latest?key=oslo"))?;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (404, Some("key")),
+        "{body}"
+    );
+
+    run.signal(libc::SIGTERM);
+    let status = run.wait(Duration::from_secs(30))?;
+    assert!(status.success(), "{status}: {}", run.seen.join("\n"));
+    let s = summary(&dir.path().join("summary.json"))?;
+    assert_eq!(s["learned"].as_u64(), Some(records.len() as u64), "{s}");
+    let mae = s["metrics"]["mae"].as_f64().context("mae")?;
+
+    // The naive forecast "the next hour is like this one", over the same events.
+    let naive = records
+        .iter()
+        .map(|r| {
+            (r["next_temp"].as_f64().unwrap_or(f64::NAN) - r["temp"].as_f64().unwrap_or(0.0)).abs()
+        })
+        .sum::<f64>()
+        / records.len() as f64;
+    eprintln!("weather: progressive MAE {mae:.3} F against the naive forecast's {naive:.3} F");
+    assert!(naive.is_finite() && naive > 0.5, "naive MAE {naive}");
+    assert!(
+        mae < 0.6 * naive,
+        "MAE {mae} does not clearly beat the naive {naive}"
+    );
+    Ok(())
+}
