@@ -8,6 +8,7 @@
 //! deterministic input resumes exactly; with `live = true` (a camera) it takes frames as they
 //! come instead. A truncated last frame becomes a `malformed` dead letter.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,8 @@ fn default_batch_size() -> usize {
 
 /// How many of the command's last stderr lines an error about its exit quotes.
 const STDERR_TAIL: usize = 5;
+/// The longest stderr line logged as one.
+const STDERR_LINE_BYTES: usize = 4096;
 
 /// `[source] type = "video"`. Give exactly one of `command` and `path`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,18 +125,7 @@ impl Producer {
             .ok_or_else(|| RuntimeError::Internal("the child's stdout was not piped".into()))?;
         let stderr = child.stderr.take().map(|stderr| {
             let program = program.clone();
-            std::thread::spawn(move || {
-                let mut tail = std::collections::VecDeque::with_capacity(STDERR_TAIL);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    tracing::warn!(program = %program, line = %line, "video command stderr");
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-                tail.into_iter().collect()
-            })
+            std::thread::spawn(move || log_stderr(stderr, &program))
         });
         Ok((Producer { child, stderr }, Box::new(stdout)))
     }
@@ -169,6 +161,42 @@ impl Drop for Producer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Logs a command's stderr line by line and returns its last [`STDERR_TAIL`] lines. Lines end at
+/// `\n` or `\r` (ffmpeg rewrites its progress line with `\r`) or after [`STDERR_LINE_BYTES`],
+/// so a chatty command cannot grow a line without bound.
+fn log_stderr(stderr: impl Read, program: &str) -> Vec<String> {
+    let mut reader = BufReader::new(stderr);
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+    let mut line = Vec::new();
+    let mut emit = |line: &mut Vec<u8>| {
+        if !line.is_empty() {
+            let text = String::from_utf8_lossy(line).into_owned();
+            tracing::warn!(program = %program, line = %text, "video command stderr");
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(text);
+            line.clear();
+        }
+    };
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) if !buf.is_empty() => buf,
+            _ => break,
+        };
+        let end = buf.iter().position(|b| matches!(b, b'\n' | b'\r'));
+        let take = end.unwrap_or(buf.len()).min(STDERR_LINE_BYTES - line.len());
+        line.extend_from_slice(&buf[..take]);
+        let consumed = take + usize::from(end == Some(take));
+        reader.consume(consumed);
+        if end == Some(take) || line.len() == STDERR_LINE_BYTES {
+            emit(&mut line);
+        }
+    }
+    emit(&mut line);
+    tail.into()
 }
 
 /// Which value fills a schema number column.
@@ -493,6 +521,18 @@ mod tests {
         let err = source.next_chunk(8).unwrap_err().to_string();
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(err.contains("no such camera"), "{err}");
+    }
+
+    #[test]
+    fn stderr_lines_end_at_newlines_and_carriage_returns_and_are_bounded() {
+        let long = "x".repeat(STDERR_LINE_BYTES + 10);
+        let text = format!("a\nframe=1\rframe=2\r\n{long}\nlast");
+        let tail = log_stderr(text.as_bytes(), "test");
+        assert_eq!(tail.len(), STDERR_TAIL);
+        // "a" has left the tail; the empty line between \r and \n is not one.
+        assert_eq!(tail[..2], ["frame=1", "frame=2"]);
+        assert_eq!(tail[2].len(), STDERR_LINE_BYTES);
+        assert_eq!(tail[3..], ["x".repeat(10), "last".to_owned()]);
     }
 
     #[test]
