@@ -314,13 +314,7 @@ impl VideoSource {
             self.builder.push_values(&self.values, &self.strings)
         });
         match result {
-            Ok(()) => {
-                parts.seqs.push(seq);
-                match &mut self.previous {
-                    Some(previous) => previous.copy_from_slice(&self.frame),
-                    None => self.previous = Some(self.frame.clone()),
-                }
-            }
+            Ok(()) => parts.seqs.push(seq),
             Err(err) => parts.dead.push(DeadLetter {
                 seq,
                 kind: err.kind.as_str(),
@@ -334,6 +328,13 @@ impl VideoSource {
                 raw: String::new(),
                 coordinates: None,
             }),
+        }
+        // Any whole frame is the next one's previous frame, as when a resumed run reads past it.
+        if got == self.frame.len() {
+            match &mut self.previous {
+                Some(previous) => previous.copy_from_slice(&self.frame),
+                None => self.previous = Some(self.frame.clone()),
+            }
         }
     }
 }
