@@ -233,3 +233,212 @@ fn weather_beats_the_naive_forecast_and_serves_each_stations_latest_forecast() -
     );
     Ok(())
 }
+
+/// Frames per scene segment in `examples/video`: 3 s at 10 frames/s.
+const SEGMENT_FRAMES: u64 = 30;
+/// The example's first round of four scenes, which seeds the k-means centres.
+const WARM_START_FRAMES: u64 = 4 * SEGMENT_FRAMES;
+/// The white frame, halfway through the second round's bars.
+const FLASH_FRAME: u64 = WARM_START_FRAMES + SEGMENT_FRAMES + SEGMENT_FRAMES / 2;
+const VIDEO_FRAMES: u64 = 3 * WARM_START_FRAMES + 1;
+/// The example's cut list, which the constants above describe.
+const VIDEO_CUTS: &str = "[A1][B1][C1][D1][A2][B2][flash][B2b][C2][D2][A3][B3][C3][D3]concat=n=14";
+
+/// The scene of frame `i` of the example's feed (0..4), `None` for the flash.
+fn video_scene(i: u64) -> Option<u64> {
+    let j = match i.cmp(&FLASH_FRAME) {
+        std::cmp::Ordering::Less => i,
+        std::cmp::Ordering::Equal => return None,
+        std::cmp::Ordering::Greater => i - 1,
+    };
+    Some(j % WARM_START_FRAMES / SEGMENT_FRAMES)
+}
+
+/// `(frame, cluster, distance)` of each line of a predictions file.
+fn clusters(path: &Path) -> anyhow::Result<Vec<(u64, usize, f64)>> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            let p = &v["prediction"];
+            Ok((
+                v["position"].as_u64().context("position")?,
+                p["cluster"].as_u64().context("cluster")? as usize,
+                p["distance"].as_f64().context("distance")?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn video_groups_scenes_and_flags_the_flash_frame() -> anyhow::Result<()> {
+    // Fails rather than skips: .ci/run installs Debian's ffmpeg.
+    let ffmpeg = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output();
+    if !ffmpeg.is_ok_and(|o| o.status.success()) {
+        bail!("ffmpeg is not installed (apt-get install ffmpeg); the video example needs it");
+    }
+    let dir = tempfile::tempdir()?;
+    let (file, text) = ephemeral_copy("video", dir.path())?;
+    if !text.contains(VIDEO_CUTS) {
+        bail!("examples/video/pipeline.toml no longer cuts the feed as this test assumes");
+    }
+    let started = std::time::Instant::now();
+    let mut run = Running::spawn(
+        eddy()
+            .current_dir(dir.path())
+            .args(["run", "--linger", "--progress-ms", "100000"])
+            .arg(&file)
+            .args(["--summary-json", "summary.json"]),
+    )?;
+    let live = run.wait_for_server()?;
+    run.wait_for_line("still serving", Duration::from_secs(120))?;
+    let seconds = started.elapsed().as_secs_f64();
+    // "Which scene, how unusual" for the newest frame, from the pipeline that saw it.
+    let (status, latest) = get_json(&http(), &format!("{live}/v1/models/video/latest"))?;
+    assert_eq!(status, 200, "{latest}");
+    run.signal(libc::SIGTERM);
+    let exit = run.wait(Duration::from_secs(30))?;
+    assert!(exit.success(), "{exit}: {}", run.seen.join("\n"));
+    let s = summary(&dir.path().join("summary.json"))?;
+    assert_eq!(s["learned"].as_u64(), Some(VIDEO_FRAMES), "{s}");
+    assert_eq!(s["dead_lettered"].as_u64(), Some(0), "{s}");
+    let predictions = dir.path().join("eddy-data/video/predictions.jsonl");
+    let rows = clusters(&predictions)?;
+    let frames: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(frames, (0..VIDEO_FRAMES).collect::<Vec<_>>());
+
+    // After the warm start, each scene lands in one cluster of its own.
+    let scored = &rows[WARM_START_FRAMES as usize..];
+    let mut counts = std::collections::BTreeMap::<(u64, usize), u64>::new();
+    for &(frame, cluster, _) in scored {
+        if let Some(scene) = video_scene(frame) {
+            *counts.entry((scene, cluster)).or_default() += 1;
+        }
+    }
+    let mut majority = Vec::new();
+    for scene in 0..4 {
+        let of_scene: Vec<(usize, u64)> = counts
+            .iter()
+            .filter(|((s, _), _)| *s == scene)
+            .map(|((_, c), n)| (*c, *n))
+            .collect();
+        let total: u64 = of_scene.iter().map(|(_, n)| n).sum();
+        let (cluster, top) = of_scene
+            .iter()
+            .copied()
+            .max_by_key(|(_, n)| *n)
+            .context("a scene with no frames")?;
+        let purity = top as f64 / total as f64;
+        eprintln!("video: scene {scene}: {top} of {total} frames in cluster {cluster} (purity {purity:.3})");
+        assert!(purity >= 0.9, "scene {scene}: {of_scene:?}");
+        majority.push(cluster);
+    }
+    let distinct: std::collections::BTreeSet<usize> = majority.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "scenes share clusters: {majority:?}");
+    let last = VIDEO_FRAMES - 1;
+    let last_scene = video_scene(last).context("last frame")?;
+    assert_eq!(latest["position"].as_u64(), Some(last), "{latest}");
+    assert_eq!(
+        latest["prediction"]["cluster"].as_u64(),
+        Some(majority[last_scene as usize] as u64),
+        "{latest}"
+    );
+
+    // The flash frame is among the 1% most distant from their nearest centre.
+    let mut by_distance: Vec<&(u64, usize, f64)> = scored.iter().collect();
+    by_distance.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let rank = by_distance
+        .iter()
+        .position(|r| r.0 == FLASH_FRAME)
+        .context("no flash frame")?
+        + 1;
+    let top_share = (scored.len() as f64 * 0.01).ceil() as usize;
+    eprintln!(
+        "video: flash frame rank {rank} of {} by distance ({:.3}; next {:.3}); run {seconds:.2}s",
+        scored.len(),
+        by_distance[0].2,
+        by_distance[1].2
+    );
+    assert!(
+        rank <= top_share,
+        "flash rank {rank}, top 1% is {top_share}"
+    );
+
+    // Stopped after 200 frames and resumed from its checkpoint, ffmpeg re-spawned: the same
+    // predictions as the unbroken run.
+    let again = tempfile::tempdir()?;
+    let (file, _) = ephemeral_copy("video", again.path())?;
+    for max in [Some("200"), None] {
+        let mut cmd = eddy();
+        cmd.current_dir(again.path())
+            .args(["run", "--quiet"])
+            .arg(&file);
+        if let Some(max) = max {
+            cmd.args(["--max-events", max]);
+        }
+        run_ok(cmd.args(["--summary-json", "summary.json"]))?;
+    }
+    let s = summary(&again.path().join("summary.json"))?;
+    assert_eq!(s["resumed_from"].as_u64(), Some(200), "{s}");
+    let resumed = clusters(&again.path().join("eddy-data/video/predictions.jsonl"))?;
+    assert_eq!(resumed, rows, "a resumed run differs from an unbroken one");
+
+    // The exported model answers "which scene, how unusual" for one frame's features.
+    let registry = dir.path().join("eddy-data/video/registry");
+    let mut server = Running::spawn(
+        eddy()
+            .args(["serve", "--address", "127.0.0.1:0", "--registry"])
+            .arg(&registry),
+    )?;
+    let base = server.wait_for_server()?;
+    let command = video_command(&text)?;
+    let raw = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .output()?;
+    let frame = |i: u64| -> anyhow::Result<Value> {
+        let len = 64 * 48 * 3;
+        let at = |i: u64| raw.stdout.get(i as usize * len..(i as usize + 1) * len);
+        let (rgb, previous) = (at(i).context("frame")?, at(i - 1).context("frame")?);
+        let f = eddy_features::frame::frame_features(64, 48, rgb, Some(previous))?;
+        let names = eddy_features::frame::FrameFeatures::names();
+        Ok(Value::Object(
+            names.into_iter().zip(f.values().map(Value::from)).collect(),
+        ))
+    };
+    let agent = http();
+    let mut answer = agent
+        .post(&format!("{base}/v1/models/video/predict"))
+        .header("content-type", "application/json")
+        .send(json!({ "instances": [frame(last)?, frame(FLASH_FRAME)?] }).to_string())?;
+    let status = answer.status().as_u16();
+    let body: Value = serde_json::from_str(&answer.body_mut().read_to_string()?)?;
+    assert_eq!(status, 200, "{body}");
+    eprintln!("video: served answers {}", body["predictions"]);
+    let (normal, flash) = (&body["predictions"][0], &body["predictions"][1]);
+    assert_eq!(
+        normal["cluster"].as_u64(),
+        Some(majority[last_scene as usize] as u64),
+        "{body}"
+    );
+    let (d_normal, d_flash) = (
+        normal["distance"].as_f64().context("distance")?,
+        flash["distance"].as_f64().context("distance")?,
+    );
+    assert!(d_flash > 10.0 * d_normal, "{body}");
+    Ok(())
+}
+
+/// The example's ffmpeg command: program and arguments.
+fn video_command(text: &str) -> anyhow::Result<Vec<String>> {
+    let config = eddy_runtime::config::parse(text, "examples/video/pipeline.toml")?;
+    let SourceConfig::Video(video) = config.source else {
+        bail!("the video example no longer reads a video source");
+    };
+    video
+        .command
+        .filter(|c| !c.is_empty())
+        .context("the video example has no command")
+}

@@ -23,6 +23,9 @@
 //! comes out empty; [`FeatureBatch::rejected`] lists each with its [`DecodeError`], for the
 //! dead-letter sink.
 //!
+//! [`frame`] computes per-frame features of raw RGB24 video (colour histogram, brightness,
+//! motion energy) for the video source.
+//!
 //! Training calls [`FeatureSet::transform`] with `learn = true`: each row updates the state,
 //! then is transformed with it, so output and state are the same whatever the micro-batch size.
 //! The HTTP server decodes request instances with the same decoder and transforms them with the
@@ -61,6 +64,7 @@ mod batch;
 mod config;
 mod decode;
 mod error;
+pub mod frame;
 pub mod ops;
 mod schema;
 mod set;

@@ -11,6 +11,7 @@ mod file;
 mod generator;
 mod kafka;
 mod reader;
+mod video;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use kafka::{
     assign_whole_topic, parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig,
     LagGauges, MergeOrder, MessageFormat, StartAt,
 };
+pub use video::{VideoSource, VideoSourceConfig};
 
 /// How far a source has read. `records` counts every record consumed since the start of the
 /// stream, dead letters included; `location` says where to continue.
@@ -62,6 +64,8 @@ pub enum Location {
         topic: String,
         offsets: Vec<(i32, i64)>,
     },
+    /// A video source: `records` frames were consumed; a resumed run reads past that many.
+    Video,
 }
 
 /// Where a record read from Kafka came from.
@@ -156,6 +160,7 @@ pub enum SourceConfig {
     Stdin(StdinSourceConfig),
     Generator(GeneratorConfig),
     Kafka(KafkaSourceConfig),
+    Video(VideoSourceConfig),
 }
 
 impl SourceConfig {
@@ -166,6 +171,7 @@ impl SourceConfig {
             SourceConfig::Stdin(c) => c.batch_size,
             SourceConfig::Generator(c) => c.batch_size,
             SourceConfig::Kafka(c) => c.batch_size,
+            SourceConfig::Video(c) => c.batch_size,
         }
     }
 
@@ -181,6 +187,7 @@ impl SourceConfig {
             }
             SourceConfig::Generator(c) => problems.extend(c.validate()),
             SourceConfig::Kafka(c) => problems.extend(c.validate()),
+            SourceConfig::Video(c) => problems.extend(c.validate()),
             _ => {}
         }
         problems
@@ -210,6 +217,7 @@ impl SourceConfig {
             SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
             SourceConfig::Generator(c) => Box::new(GeneratorSource::new(c, cx)),
             SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, cx)?),
+            SourceConfig::Video(c) => Box::new(VideoSource::open(c, cx)?),
         })
     }
 }
