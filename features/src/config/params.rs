@@ -245,6 +245,12 @@ pub enum Aggregate {
     Std,
     /// The value with the latest event time.
     Last,
+    /// `std / |mean|`: spread relative to the level (a price's rolling volatility as a
+    /// fraction of its price, comparable across symbols); 0 when the mean is 0.
+    RelativeStd,
+    /// `(last - mean) / |mean|`: how far the newest value is above the window's mean (a price
+    /// against its moving average); 0 when the mean is 0.
+    Deviation,
 }
 
 impl Aggregate {
@@ -257,6 +263,8 @@ impl Aggregate {
             Aggregate::Max => "max",
             Aggregate::Std => "std",
             Aggregate::Last => "last",
+            Aggregate::RelativeStd => "relative_std",
+            Aggregate::Deviation => "deviation",
         }
     }
 }

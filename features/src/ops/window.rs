@@ -312,15 +312,19 @@ impl Window {
             return;
         }
         let n = total.count as f64;
+        let (mean, std) = (total.sum / n, (total.m2 / n).sqrt());
+        let relative = |x: f64| if mean == 0.0 { 0.0 } else { x / mean.abs() };
         for (o, a) in row.iter_mut().zip(&self.config.aggregates) {
             *o = finite_or_zero(match a {
                 Aggregate::Count => n,
                 Aggregate::Sum => total.sum,
-                Aggregate::Mean => total.sum / n,
+                Aggregate::Mean => mean,
                 Aggregate::Min => total.min,
                 Aggregate::Max => total.max,
-                Aggregate::Std => (total.m2 / n).sqrt(),
+                Aggregate::Std => std,
                 Aggregate::Last => total.last,
+                Aggregate::RelativeStd => relative(std),
+                Aggregate::Deviation => relative(total.last - mean),
             });
         }
     }
@@ -429,7 +433,8 @@ mod tests {
 
     const CONFIG: &str = r#"[{"type": "window", "field": "x", "key": "k", "time_field": "ts",
         "unit": "s", "size_seconds": 60, "slide_seconds": 20,
-        "aggregates": ["count", "sum", "mean", "min", "max", "std", "last"],
+        "aggregates": ["count", "sum", "mean", "min", "max", "std", "last", "relative_std",
+            "deviation"],
         "max_out_of_orderness_seconds": 10, "allowed_lateness_seconds": 5,
         "idle_expiry_seconds": 100}]"#;
 
@@ -502,7 +507,22 @@ mod tests {
             }
             let min = xs.iter().map(|e| e.1).fold(f64::INFINITY, f64::min);
             let max = xs.iter().map(|e| e.1).fold(f64::NEG_INFINITY, f64::max);
-            out.push(Some(vec![n, sum, mean, min, max, var.sqrt(), last.1]));
+            let (cv, deviation) = if mean == 0.0 {
+                (0.0, 0.0)
+            } else {
+                (var.sqrt() / mean.abs(), (last.1 - mean) / mean.abs())
+            };
+            out.push(Some(vec![
+                n,
+                sum,
+                mean,
+                min,
+                max,
+                var.sqrt(),
+                last.1,
+                cv,
+                deviation,
+            ]));
         }
         (out, rejected)
     }
