@@ -15,6 +15,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::ctr::{ctr_fields, CtrTruth, CTR_FIELD_COUNT, CTR_TARGET};
+use super::quotes::{QuoteTape, QUOTES_TARGET, QUOTE_NUMBERS, QUOTE_STRINGS};
 use super::{schema_of, BuildContext, Chunk, ChunkParts, DeadLetter, Location, Position, Source};
 use crate::error::Result;
 
@@ -31,6 +32,9 @@ pub enum GeneratorKind {
     /// (Zipf-like popularity over hundreds to thousands of values), `hour` ("00".."23") and a
     /// 0/1 `click` from hidden per-value effects plus an ad × site interaction.
     Ctr,
+    /// Stock quotes of `symbols` tickers with volatility regimes (see [`super::quotes`]):
+    /// `symbol`, `time` (epoch ms), `price`, `volume`, `spread_bps`, `regime` and the label `up`.
+    Quotes,
 }
 
 fn default_features() -> usize {
@@ -44,6 +48,9 @@ fn default_clusters() -> usize {
 }
 fn default_noise() -> f64 {
     0.5
+}
+fn default_symbols() -> usize {
+    50
 }
 fn default_batch() -> usize {
     4096
@@ -72,6 +79,9 @@ pub struct GeneratorConfig {
     pub clusters: usize,
     #[serde(default = "default_noise")]
     pub noise_std: f64,
+    /// `quotes`: how many tickers.
+    #[serde(default = "default_symbols")]
+    pub symbols: usize,
     #[serde(default = "default_batch")]
     pub batch_size: usize,
 }
@@ -87,13 +97,17 @@ impl GeneratorConfig {
             categories: 0,
             clusters: default_clusters(),
             noise_std: default_noise(),
+            symbols: default_symbols(),
             batch_size: default_batch(),
         }
     }
 
     pub(crate) fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.features == 0 && self.kind != GeneratorKind::Ctr {
+        if self.kind == GeneratorKind::Quotes && self.symbols == 0 {
+            problems.push("source.symbols: must be >= 1, got 0".to_owned());
+        }
+        if self.features == 0 && !matches!(self.kind, GeneratorKind::Ctr | GeneratorKind::Quotes) {
             problems.push("source.features: must be >= 1, got 0".to_owned());
         }
         if let Some(rate) = self.rate_per_sec {
@@ -120,6 +134,7 @@ impl GeneratorConfig {
         match self.kind {
             GeneratorKind::Blobs => "label",
             GeneratorKind::Ctr => CTR_TARGET,
+            GeneratorKind::Quotes => QUOTES_TARGET,
             GeneratorKind::Logistic | GeneratorKind::Linear => "y",
         }
     }
@@ -128,6 +143,10 @@ impl GeneratorConfig {
     pub fn fields(&self) -> (Vec<String>, Vec<String>) {
         if self.kind == GeneratorKind::Ctr {
             return (vec![CTR_TARGET.to_owned()], ctr_fields());
+        }
+        if self.kind == GeneratorKind::Quotes {
+            let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+            return (owned(&QUOTE_NUMBERS), owned(&QUOTE_STRINGS));
         }
         let mut numbers: Vec<String> = (0..self.features).map(|j| format!("x{j}")).collect();
         numbers.push(self.target().to_owned());
@@ -241,6 +260,9 @@ impl Draw {
 impl GeneratorConfig {
     /// Writes records `0..events` of this stream as JSON Lines (for benchmarks and tests that need a file).
     pub fn write_jsonl(&self, events: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        if self.kind == GeneratorKind::Quotes {
+            return QuoteTape::new(self.seed, self.symbols).write_jsonl(events, out);
+        }
         let mut draw = Draw::new(self);
         let target = self.target();
         let (_, strings) = self.fields();

@@ -10,6 +10,7 @@ mod ctr;
 mod file;
 mod generator;
 mod kafka;
+mod quotes;
 mod reader;
 mod video;
 
@@ -31,6 +32,7 @@ pub use kafka::{
     assign_whole_topic, parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig,
     LagGauges, MergeOrder, MessageFormat, StartAt,
 };
+pub use quotes::{Quote, QuoteTape, QuotesSource};
 pub use video::{VideoSource, VideoSourceConfig};
 
 /// How far a source has read. `records` counts every record consumed since the start of the
@@ -215,6 +217,9 @@ impl SourceConfig {
                 }
             }
             SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
+            SourceConfig::Generator(c) if c.kind == GeneratorKind::Quotes => {
+                Box::new(quotes::QuotesSource::new(c, cx))
+            }
             SourceConfig::Generator(c) => Box::new(GeneratorSource::new(c, cx)),
             SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, cx)?),
             SourceConfig::Video(c) => Box::new(VideoSource::open(c, cx)?),
