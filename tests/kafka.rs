@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use common::kafka::{free_port, Broker, Outgoing, Read};
 use common::{eddy, latest_checkpoint, run_ok, summary, Running};
 use eddy_runtime::source::{GeneratorConfig, GeneratorKind};
@@ -310,6 +310,66 @@ fn a_broker_that_comes_up_late_is_waited_for() -> Result<()> {
     assert!(status.success(), "{}", running.seen.join("\n"));
     let s = summary(&dir.path().join("summary.json"))?;
     assert_eq!(s["learned"], 3_000);
+    Ok(())
+}
+
+#[test]
+fn a_broker_that_goes_away_for_a_while_is_waited_for() -> Result<()> {
+    let broker = Broker::start()?;
+    let dir = tempfile::tempdir()?;
+    for t in ["predictions-outage", "dead-outage"] {
+        broker.create_topic(t, 1)?;
+    }
+    broker.create_topic("events", PARTITIONS)?;
+    let all = messages(6_000, 9)?;
+    broker.produce("events", &all[..3_000])?;
+    // Requests to a frozen broker time out after 3 s instead of librdkafka's 60.
+    let p = pipeline(dir.path(), &broker, "outage", "")?;
+    let text = std::fs::read_to_string(&p)?
+        .replace("idle_timeout_seconds = 4", "idle_timeout_seconds = 20")
+        .replace(
+            "[source.properties]\n",
+            "[source.properties]\n\"socket.timeout.ms\" = \"3000\"\n",
+        );
+    std::fs::write(&p, text)?;
+    let mut running = Running::spawn(
+        eddy()
+            .env("EDDY_LOG", "warn")
+            .args(["run", "--quiet"])
+            .arg(&p)
+            .arg("--summary-json")
+            .arg(dir.path().join("summary.json")),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latest_events(dir.path()) < 2_000 {
+        if Instant::now() > deadline {
+            bail!(
+                "nothing checkpointed within 60s: {}",
+                running.seen.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    broker.pause();
+    // The client says which broker it lost.
+    let port = broker.port.to_string();
+    let line = running.wait_for_line(&port, Duration::from_secs(30))?;
+    eprintln!("outage: {line}");
+    std::thread::sleep(Duration::from_secs(3));
+    broker.resume();
+    broker.produce("events", &all[3_000..])?;
+
+    let status = running.wait(Duration::from_secs(120))?;
+    assert!(status.success(), "{}", running.seen.join("\n"));
+    let s = summary(&dir.path().join("summary.json"))?;
+    assert_eq!(s["learned"], 6_000, "{s}");
+    let predictions = broker.read_all("predictions-outage", 6_000, Duration::from_secs(30))?;
+    assert_eq!(
+        coordinates(&predictions).len(),
+        6_000,
+        "every event predicted"
+    );
     Ok(())
 }
 

@@ -92,6 +92,8 @@ impl ProducerContext for Deliveries {
 
 /// How long a checkpoint waits for the broker to acknowledge a sink's messages.
 const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a waiting checkpoint says so in the log.
+const KAFKA_FLUSH_SLICE: Duration = Duration::from_secs(5);
 
 /// A JSON Lines writer.
 pub struct LineSink {
@@ -232,14 +234,28 @@ impl LineSink {
             Target::Kafka {
                 topic, producer, ..
             } => {
-                producer
-                    .flush(KAFKA_FLUSH_TIMEOUT)
-                    .map_err(|e| RuntimeError::Kafka {
-                        message: format!(
-                            "{topic}: messages not acknowledged within {}s: {e}",
-                            KAFKA_FLUSH_TIMEOUT.as_secs()
-                        ),
-                    })?;
+                // Wait in slices so a broker that has gone away shows in the log while the
+                // checkpoint waits for it.
+                let started = std::time::Instant::now();
+                while let Err(e) = producer.flush(KAFKA_FLUSH_SLICE) {
+                    let waited = started.elapsed();
+                    if waited >= KAFKA_FLUSH_TIMEOUT {
+                        return Err(RuntimeError::Kafka {
+                            message: format!(
+                                "{topic}: messages not acknowledged within {}s: {e}",
+                                KAFKA_FLUSH_TIMEOUT.as_secs()
+                            ),
+                        });
+                    }
+                    tracing::warn!(
+                        target: "kafka",
+                        topic = %topic,
+                        waiting = producer.in_flight_count(),
+                        "the broker has not acknowledged the sink's messages for {}s; the checkpoint waits (up to {}s)",
+                        waited.as_secs(),
+                        KAFKA_FLUSH_TIMEOUT.as_secs()
+                    );
+                }
                 let deliveries = producer.context();
                 let failed = deliveries.failed.load(Ordering::SeqCst);
                 if failed > 0 {

@@ -130,7 +130,29 @@ impl Broker {
         format!("kafka://{}/{topic}", self.address())
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open but nothing answers, as in a network
+    /// partition; its data survives, unlike a restart of this in-memory broker.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            #[allow(unsafe_code)]
+            // SAFETY: kill(2) on our own child's pid has no memory effects.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+        }
+    }
+
     pub fn stop(&mut self) {
+        self.resume();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
