@@ -133,6 +133,30 @@ fn get_json(agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, Value)> {
     ))
 }
 
+/// Runs `pipeline` from `dir` with `--linger` (and `extra` arguments) until the stream has
+/// ended; returns the running process and its server's base URL.
+fn lingering(dir: &Path, pipeline: &Path, extra: &[&str]) -> anyhow::Result<(Running, String)> {
+    let mut run = Running::spawn(
+        eddy()
+            .current_dir(dir)
+            .args(["run", "--linger", "--progress-ms", "100000"])
+            .args(extra)
+            .arg(pipeline)
+            .args(["--summary-json", "summary.json"]),
+    )?;
+    let base = run.wait_for_server()?;
+    run.wait_for_line("still serving", Duration::from_secs(120))?;
+    Ok((run, base))
+}
+
+/// Stops a lingering run as Ctrl-C would; it must exit cleanly.
+fn stop(mut run: Running) -> anyhow::Result<()> {
+    run.signal(libc::SIGTERM);
+    let status = run.wait(Duration::from_secs(30))?;
+    assert!(status.success(), "{status}: {}", run.seen.join("\n"));
+    Ok(())
+}
+
 /// The weather example's stream, prepared once per target directory by the example's own
 /// script (which fetches the pinned vega-datasets wheel with pip).
 fn weather_readings() -> anyhow::Result<PathBuf> {
@@ -168,15 +192,7 @@ fn weather_beats_the_naive_forecast_and_serves_each_stations_latest_forecast() -
     std::fs::copy(&readings, data.join("readings.jsonl"))?;
     let (file, _) = ephemeral_copy("weather", dir.path())?;
 
-    let mut run = Running::spawn(
-        eddy()
-            .current_dir(dir.path())
-            .args(["run", "--linger", "--progress-ms", "100000"])
-            .arg(&file)
-            .args(["--summary-json", "summary.json"]),
-    )?;
-    let base = run.wait_for_server()?;
-    run.wait_for_line("still serving", Duration::from_secs(120))?;
+    let (run, base) = lingering(dir.path(), &file, &[])?;
 
     // Each station's newest forecast is the one made from its last reading of the year.
     let agent = http();
@@ -210,9 +226,7 @@ fn weather_beats_the_naive_forecast_and_serves_each_stations_latest_forecast() -
         "{body}"
     );
 
-    run.signal(libc::SIGTERM);
-    let status = run.wait(Duration::from_secs(30))?;
-    assert!(status.success(), "{status}: {}", run.seen.join("\n"));
+    stop(run)?;
     let s = summary(&dir.path().join("summary.json"))?;
     assert_eq!(s["learned"].as_u64(), Some(records.len() as u64), "{s}");
     let mae = s["metrics"]["mae"].as_f64().context("mae")?;
@@ -286,22 +300,12 @@ fn video_groups_scenes_and_flags_the_flash_frame() -> anyhow::Result<()> {
         bail!("examples/video/pipeline.toml no longer cuts the feed as this test assumes");
     }
     let started = std::time::Instant::now();
-    let mut run = Running::spawn(
-        eddy()
-            .current_dir(dir.path())
-            .args(["run", "--linger", "--progress-ms", "100000"])
-            .arg(&file)
-            .args(["--summary-json", "summary.json"]),
-    )?;
-    let live = run.wait_for_server()?;
-    run.wait_for_line("still serving", Duration::from_secs(120))?;
+    let (run, live) = lingering(dir.path(), &file, &[])?;
     let seconds = started.elapsed().as_secs_f64();
     // "Which scene, how unusual" for the newest frame, from the pipeline that saw it.
     let (status, latest) = get_json(&http(), &format!("{live}/v1/models/video/latest"))?;
     assert_eq!(status, 200, "{latest}");
-    run.signal(libc::SIGTERM);
-    let exit = run.wait(Duration::from_secs(30))?;
-    assert!(exit.success(), "{exit}: {}", run.seen.join("\n"));
+    stop(run)?;
     let s = summary(&dir.path().join("summary.json"))?;
     assert_eq!(s["learned"].as_u64(), Some(VIDEO_FRAMES), "{s}");
     assert_eq!(s["dead_lettered"].as_u64(), Some(0), "{s}");
@@ -448,16 +452,7 @@ fn stocks_forecast_the_next_tick_serve_each_symbol_and_find_the_regimes() -> any
     const EVENTS: u64 = 200_000;
     let dir = tempfile::tempdir()?;
     let (file, text) = ephemeral_copy("stocks", dir.path())?;
-    let mut run = Running::spawn(
-        eddy()
-            .current_dir(dir.path())
-            .args(["run", "--linger", "--progress-ms", "100000"])
-            .args(["--max-events", &EVENTS.to_string()])
-            .arg(&file)
-            .args(["--summary-json", "summary.json"]),
-    )?;
-    let base = run.wait_for_server()?;
-    run.wait_for_line("still serving", Duration::from_secs(120))?;
+    let (run, base) = lingering(dir.path(), &file, &["--max-events", &EVENTS.to_string()])?;
 
     // A symbol's newest forecast comes from its last tick of the run.
     let records = generated(&text, EVENTS)?;
@@ -485,9 +480,7 @@ fn stocks_forecast_the_next_tick_serve_each_symbol_and_find_the_regimes() -> any
         let p = body["prediction"].as_f64().context("a probability")?;
         assert!(p > 0.0 && p < 1.0, "{body}");
     }
-    run.signal(libc::SIGTERM);
-    let status = run.wait(Duration::from_secs(30))?;
-    assert!(status.success(), "{status}: {}", run.seen.join("\n"));
+    stop(run)?;
     let s = summary(&dir.path().join("summary.json"))?;
     assert_eq!(s["learned"].as_u64(), Some(EVENTS), "{s}");
     let auc = s["metrics"]["auc"].as_f64().context("auc")?;

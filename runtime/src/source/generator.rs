@@ -312,8 +312,7 @@ pub struct GeneratorSource {
     numbers: Vec<Column>,
     strings: Vec<StringColumn>,
     next: u64,
-    started: Instant,
-    started_at: u64,
+    pace: Pace,
     category_names: Vec<String>,
     /// The `ctr` id strings by field and value (a copy, so a batch can borrow them while the
     /// draw moves on).
@@ -368,17 +367,7 @@ impl GeneratorSource {
             numbers,
             strings,
             next,
-            started: Instant::now(),
-            started_at: next,
-        }
-    }
-
-    fn pace(&self, upto: u64) {
-        if let Some(rate) = self.config.rate_per_sec {
-            let due = Duration::from_secs_f64((upto - self.started_at) as f64 / rate);
-            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(wait);
-            }
+            pace: Pace::new(config.rate_per_sec, next),
         }
     }
 }
@@ -389,10 +378,7 @@ impl Source for GeneratorSource {
         if let Some(total) = self.config.events {
             n = n.min(total.saturating_sub(self.next));
         }
-        if let Some(rate) = self.config.rate_per_sec {
-            // Small chunks when paced, so a slow stream still flows ~20 times a second.
-            n = n.min(((rate / 20.0).ceil() as u64).max(1));
-        }
+        n = self.pace.cap(n);
         if n == 0 {
             return Ok(None);
         }
@@ -415,21 +401,10 @@ impl Source for GeneratorSource {
                 StringColumn::Ctr(f) => ctr_names.get(*f).map(|n| n[ids[*f]].as_str()),
                 StringColumn::Missing => None,
             }));
-            match self.builder.push_values(&self.num_values, &strings) {
-                Ok(()) => parts.seqs.push(i),
-                Err(err) => parts.dead.push(DeadLetter {
-                    seq: i,
-                    kind: err.kind.as_str(),
-                    field: err.field.clone(),
-                    reason: err.to_string(),
-                    origin: format!("generator:{i}"),
-                    raw: String::new(),
-                    coordinates: None,
-                }),
-            }
+            push_generated(&mut self.builder, &mut parts, i, &self.num_values, &strings);
         }
         self.next += n;
-        self.pace(self.next);
+        self.pace.wait(self.next);
         let end = self.position();
         Ok(Some(parts.finish(&mut self.builder, end)))
     }
@@ -439,6 +414,62 @@ impl Source for GeneratorSource {
             records: self.next,
             location: Location::Generator,
         }
+    }
+}
+
+/// Holds a generator to `rate_per_sec` (wall clock), when it has one.
+pub(super) struct Pace {
+    rate: Option<f64>,
+    started: Instant,
+    started_at: u64,
+}
+
+impl Pace {
+    pub(super) fn new(rate: Option<f64>, at: u64) -> Pace {
+        Pace {
+            rate,
+            started: Instant::now(),
+            started_at: at,
+        }
+    }
+
+    /// Records for the next chunk, at most `n`: small chunks when paced, so a slow stream still
+    /// flows about 20 times a second.
+    pub(super) fn cap(&self, n: u64) -> u64 {
+        self.rate
+            .map_or(n, |rate| n.min(((rate / 20.0).ceil() as u64).max(1)))
+    }
+
+    /// Sleeps until record `upto` is due.
+    pub(super) fn wait(&self, upto: u64) {
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64((upto - self.started_at) as f64 / rate);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Adds generated record `i` to the chunk, or its refusal as a dead letter.
+pub(super) fn push_generated(
+    builder: &mut BatchBuilder,
+    parts: &mut ChunkParts,
+    i: u64,
+    numbers: &[Option<f64>],
+    strings: &[Option<&str>],
+) {
+    match builder.push_values(numbers, strings) {
+        Ok(()) => parts.seqs.push(i),
+        Err(err) => parts.dead.push(DeadLetter {
+            seq: i,
+            kind: err.kind.as_str(),
+            field: err.field.clone(),
+            reason: err.to_string(),
+            origin: format!("generator:{i}"),
+            raw: String::new(),
+            coordinates: None,
+        }),
     }
 }
 

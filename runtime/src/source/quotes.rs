@@ -12,15 +12,13 @@
 //! (1 when the symbol's NEXT tick is higher: the label of a next-tick direction forecast, known
 //! to a replay of history; a live feed would attach it one tick late).
 
-use std::time::Instant;
-
 use eddy_features::{BatchBuilder, FieldType};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::generator::GeneratorConfig;
-use super::{schema_of, BuildContext, Chunk, ChunkParts, DeadLetter, Location, Position, Source};
+use super::generator::{push_generated, GeneratorConfig, Pace};
+use super::{schema_of, BuildContext, Chunk, ChunkParts, Location, Position, Source};
 use crate::error::Result;
 
 /// The label field.
@@ -207,15 +205,13 @@ enum Column {
 
 pub struct QuotesSource {
     events: Option<u64>,
-    rate_per_sec: Option<f64>,
     tape: QuoteTape,
     names: Vec<String>,
     builder: BatchBuilder,
     numbers: Vec<Column>,
     strings: Vec<Column>,
     next: u64,
-    started: Instant,
-    started_at: u64,
+    pace: Pace,
     num_values: Vec<Option<f64>>,
 }
 
@@ -247,7 +243,6 @@ impl QuotesSource {
         }
         QuotesSource {
             events: config.events,
-            rate_per_sec: config.rate_per_sec,
             names: tape.symbol_names(),
             tape,
             builder: cx.builder,
@@ -255,8 +250,7 @@ impl QuotesSource {
             numbers,
             strings,
             next,
-            started: Instant::now(),
-            started_at: next,
+            pace: Pace::new(config.rate_per_sec, next),
         }
     }
 }
@@ -267,9 +261,7 @@ impl Source for QuotesSource {
         if let Some(total) = self.events {
             n = n.min(total.saturating_sub(self.next));
         }
-        if let Some(rate) = self.rate_per_sec {
-            n = n.min(((rate / 20.0).ceil() as u64).max(1));
-        }
+        n = self.pace.cap(n);
         if n == 0 {
             return Ok(None);
         }
@@ -290,27 +282,10 @@ impl Source for QuotesSource {
                 Column::Regime => Some(q.regime),
                 _ => None,
             }));
-            match self.builder.push_values(&self.num_values, &strings) {
-                Ok(()) => parts.seqs.push(i),
-                Err(err) => parts.dead.push(DeadLetter {
-                    seq: i,
-                    kind: err.kind.as_str(),
-                    field: err.field.clone(),
-                    reason: err.to_string(),
-                    origin: format!("generator:{i}"),
-                    raw: String::new(),
-                    coordinates: None,
-                }),
-            }
+            push_generated(&mut self.builder, &mut parts, i, &self.num_values, &strings);
         }
         self.next += n;
-        if let Some(rate) = self.rate_per_sec {
-            let due =
-                std::time::Duration::from_secs_f64((self.next - self.started_at) as f64 / rate);
-            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        self.pace.wait(self.next);
         let end = self.position();
         Ok(Some(parts.finish(&mut self.builder, end)))
     }
