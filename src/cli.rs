@@ -227,6 +227,17 @@ struct RunArgs {
     /// Events between learning-curve points.
     #[arg(long, default_value_t = 10_000)]
     curve_every: u64,
+    /// Offline training over files: read the inputs N times. From the second epoch on, the
+    /// progressive metrics are on events already learned (no longer held out).
+    #[arg(long, value_name = "N")]
+    epochs: Option<u32>,
+    /// Offline training over files: learn in a seeded random order (a shuffle buffer), no longer
+    /// the stream's order; such a run cannot resume mid-way.
+    #[arg(long, value_name = "SEED")]
+    shuffle_seed: Option<u64>,
+    /// Records the shuffle buffer holds (memory bound; how far a record can move earlier).
+    #[arg(long, value_name = "RECORDS", requires = "shuffle_seed")]
+    shuffle_buffer: Option<usize>,
     /// When serving: keep answering HTTP after the source ends (the final model, its latest
     /// predictions per key, the dashboard) until Ctrl-C.
     #[arg(long)]
@@ -312,12 +323,13 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let mut config = eddy_runtime::config::parse(&text, &file.display().to_string())?;
-            config.source =
-                eddy_runtime::source::SourceConfig::File(eddy_runtime::source::FileSourceConfig {
-                    path: input.clone(),
-                    format: None,
-                    batch_size: config.source.batch_size(),
-                });
+            config.source = eddy_runtime::source::SourceConfig::File(
+                eddy_runtime::source::FileSourceConfig::new(
+                    input.clone(),
+                    None,
+                    config.source.batch_size(),
+                ),
+            );
             config
         }
         (Some(_), Some(_)) => {
@@ -384,6 +396,7 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
             quick_config(&options)?
         }
     };
+    offline_order(&mut config, &args)?;
     if let (Some(dir), Some(checkpoint)) = (&args.checkpoint_dir, config.checkpoint.as_mut()) {
         checkpoint.dir = dir.clone();
     }
@@ -426,6 +439,40 @@ async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode> {
         crate::curve::write(&summary.curve, path)?;
     }
     finish(&summary, args.summary_json.as_deref())
+}
+
+/// `--epochs`, `--shuffle-seed`, `--shuffle-buffer`: offline training over a file source, said
+/// plainly on stderr because the result is no longer what streaming the events would give.
+fn offline_order(
+    config: &mut eddy_runtime::config::PipelineConfig,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    if args.epochs.is_none() && args.shuffle_seed.is_none() {
+        return Ok(());
+    }
+    let eddy_runtime::source::SourceConfig::File(source) = &mut config.source else {
+        bail!("--epochs and --shuffle-seed need a file source (eddy replay, or a pipeline reading files)");
+    };
+    if let Some(epochs) = args.epochs {
+        source.epochs = epochs;
+    }
+    source.shuffle_seed = args.shuffle_seed.or(source.shuffle_seed);
+    if let Some(buffer) = args.shuffle_buffer {
+        source.shuffle_buffer = buffer;
+    }
+    if source.epochs > 1 {
+        eprintln!(
+            "eddy: {} epochs: every event is learned {} times; progressive metrics after the first epoch are on events already learned",
+            source.epochs, source.epochs
+        );
+    }
+    if let Some(seed) = source.shuffle_seed {
+        eprintln!(
+            "eddy: shuffled (seed {seed}, buffer {} records): not the stream's order, and not resumable mid-way",
+            source.shuffle_buffer
+        );
+    }
+    Ok(())
 }
 
 /// Run options that only some commands set.

@@ -223,3 +223,66 @@ fn a_nan_in_a_parquet_file_is_dead_lettered() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn epochs_equal_replaying_the_input_again_and_resume_mid_epoch() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let jsonl = root.path().join("s.jsonl");
+    logistic_file(&jsonl, EVENTS, 23)?;
+    // Two epochs are the file twice over, in order: the same as replaying its two copies.
+    let twice = root.path().join("twice");
+    std::fs::create_dir_all(&twice)?;
+    std::fs::copy(&jsonl, twice.join("a.jsonl"))?;
+    std::fs::copy(&jsonl, twice.join("b.jsonl"))?;
+    let copies = root.path().join("copies");
+    let expected = replay(&twice, &copies, &[])?;
+
+    let epochs = root.path().join("epochs");
+    let got = replay(&jsonl, &epochs, &["--epochs", "2"])?;
+    assert_eq!(got["learned"].as_u64(), Some(2 * EVENTS), "{got}");
+    assert_eq!(got["metrics"], expected["metrics"]);
+    let model = latest_checkpoint(&epochs.join("ckpt"))?.model;
+    assert_eq!(model, latest_checkpoint(&copies.join("ckpt"))?.model);
+
+    // Stopped inside the second epoch and run again: it resumes there.
+    let resumed = root.path().join("resumed");
+    let stop = (EVENTS + EVENTS / 3).to_string();
+    replay(&jsonl, &resumed, &["--epochs", "2", "--max-events", &stop])?;
+    let last = replay(&jsonl, &resumed, &["--epochs", "2"])?;
+    assert!(last["resumed_from"].as_u64() > Some(EVENTS), "{last}");
+    assert_eq!(latest_checkpoint(&resumed.join("ckpt"))?.model, model);
+    Ok(())
+}
+
+#[test]
+fn a_shuffled_replay_is_seeded_learns_every_event_and_refuses_to_resume() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let jsonl = root.path().join("s.jsonl");
+    logistic_file(&jsonl, EVENTS, 29)?;
+    let in_order = replay(&jsonl, &root.path().join("plain"), &[])?;
+    let shuffle = ["--shuffle-seed", "5", "--shuffle-buffer", "700"];
+    let a = replay(&jsonl, &root.path().join("a"), &shuffle)?;
+    let b = replay(&jsonl, &root.path().join("b"), &shuffle)?;
+    let c = replay(&jsonl, &root.path().join("c"), &["--shuffle-seed", "6"])?;
+    assert_eq!(a["learned"].as_u64(), Some(EVENTS), "{a}");
+    assert_eq!(a["metrics"], b["metrics"], "the same seed, the same run");
+    assert_ne!(
+        a["metrics"], in_order["metrics"],
+        "shuffled, so not the stream's order"
+    );
+    assert_ne!(a["metrics"], c["metrics"], "another seed, another order");
+    let model = |dir: &str| latest_checkpoint(&root.path().join(dir).join("ckpt")).map(|c| c.model);
+    assert_eq!(model("a")?, model("b")?);
+
+    // Its checkpoint carries a model, not a place in the input.
+    let again = eddy()
+        .args(["replay", "--quiet", "--input"])
+        .arg(&jsonl)
+        .args(["--target", "y", "--shuffle-seed", "5", "--checkpoint-dir"])
+        .arg(root.path().join("a").join("ckpt"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot resume"), "{stderr}");
+    Ok(())
+}

@@ -67,11 +67,11 @@ pub fn demo(
 /// 0/1 target, scaler → logistic regression → progressive metrics, checkpoints on.
 pub fn bench(input: &Path, checkpoint_dir: &Path, batch_size: usize) -> PipelineConfig {
     PipelineConfig {
-        source: SourceConfig::File(FileSourceConfig {
-            path: input.display().to_string(),
-            format: Some(FileFormat::Jsonl),
+        source: SourceConfig::File(FileSourceConfig::new(
+            input.display().to_string(),
+            Some(FileFormat::Jsonl),
             batch_size,
-        }),
+        )),
         features: vec![FeatureConfig::StandardScaler {
             fields: scaled_fields(),
         }],

@@ -216,11 +216,11 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
             c.idle_timeout_seconds = options.idle_timeout;
             SourceConfig::Kafka(c)
         }
-        None => SourceConfig::File(FileSourceConfig {
-            path: options.input.clone(),
-            format: options.format,
-            batch_size: options.batch_size,
-        }),
+        None => SourceConfig::File(FileSourceConfig::new(
+            options.input.clone(),
+            options.format,
+            options.batch_size,
+        )),
     };
     Ok(PipelineConfig {
         source,

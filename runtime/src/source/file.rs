@@ -49,6 +49,70 @@ pub struct FileSourceConfig {
     pub format: Option<FileFormat>,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Offline training: read the inputs this many times (each pass is one epoch). From the
+    /// second epoch on, progressive metrics are on events already learned, not held out.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub epochs: u32,
+    /// Offline training: learn in a seeded random order, through a shuffle buffer of
+    /// `shuffle_buffer` records (bounded memory; records travel at most that far). Not equal to
+    /// streaming, and a shuffled run cannot resume mid-way (its checkpoints carry the model
+    /// for `--resume-from`, not a position).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle_seed: Option<u64>,
+    #[serde(
+        default = "default_shuffle_buffer",
+        skip_serializing_if = "is_default_shuffle_buffer"
+    )]
+    pub shuffle_buffer: usize,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+fn default_shuffle_buffer() -> usize {
+    100_000
+}
+fn is_default_shuffle_buffer(n: &usize) -> bool {
+    *n == default_shuffle_buffer()
+}
+
+impl FileSourceConfig {
+    /// Reads `path` once, in order.
+    pub fn new(path: impl Into<String>, format: Option<FileFormat>, batch_size: usize) -> Self {
+        FileSourceConfig {
+            path: path.into(),
+            format,
+            batch_size,
+            epochs: 1,
+            shuffle_seed: None,
+            shuffle_buffer: default_shuffle_buffer(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.path.is_empty() {
+            problems.push("source.path: empty".to_owned());
+        }
+        if self.epochs == 0 {
+            problems.push("source.epochs: must be >= 1, got 0".to_owned());
+        }
+        if self.shuffle_seed.is_some() && self.shuffle_buffer == 0 {
+            problems.push("source.shuffle_buffer: must be >= 1, got 0".to_owned());
+        }
+        problems
+    }
+
+    /// The input files, the whole list once per epoch.
+    pub(crate) fn inputs(&self) -> Result<Vec<PathBuf>> {
+        let files = expand_inputs(&self.path)?;
+        Ok((0..self.epochs)
+            .flat_map(|_| files.iter().cloned())
+            .collect())
+    }
 }
 
 /// `[source] type = "stdin"`.
@@ -119,7 +183,7 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(config: &FileSourceConfig, cx: BuildContext) -> Result<FileSource> {
-        let files = expand_inputs(&config.path)?;
+        let files = config.inputs()?;
         let mut source = FileSource {
             files,
             format: config.format,

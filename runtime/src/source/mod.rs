@@ -12,6 +12,7 @@ mod generator;
 mod kafka;
 mod quotes;
 mod reader;
+mod shuffle;
 mod video;
 
 use std::path::PathBuf;
@@ -68,6 +69,9 @@ pub enum Location {
     },
     /// A video source: `records` frames were consumed; a resumed run reads past that many.
     Video,
+    /// A shuffled offline run (`shuffle_seed`): `records` were handed on in a random order, so
+    /// there is no place in the input to resume from.
+    Shuffled,
 }
 
 /// Where a record read from Kafka came from.
@@ -184,9 +188,7 @@ impl SourceConfig {
             problems.push("source.batch_size: must be >= 1, got 0".to_owned());
         }
         match self {
-            SourceConfig::File(c) if c.path.is_empty() => {
-                problems.push("source.path: empty".to_owned())
-            }
+            SourceConfig::File(c) => problems.extend(c.validate()),
             SourceConfig::Generator(c) => problems.extend(c.validate()),
             SourceConfig::Kafka(c) => problems.extend(c.validate()),
             SourceConfig::Video(c) => problems.extend(c.validate()),
@@ -199,12 +201,22 @@ impl SourceConfig {
     pub fn build(&self, cx: BuildContext) -> Result<Box<dyn Source>> {
         Ok(match self {
             SourceConfig::File(c) => {
-                let files = expand_inputs(&c.path)?;
+                let seed = c.shuffle_seed;
+                if seed.is_some() && cx.resume.is_some() {
+                    return Err(crate::error::RuntimeError::Input {
+                        path: c.path.clone().into(),
+                        message: "a shuffled run cannot resume from a checkpoint: remove the \
+                                  checkpoint directory, or continue its model with --resume-from \
+                                  in a run that is not shuffled"
+                            .into(),
+                    });
+                }
+                let files = c.inputs()?;
                 let columnar = files
                     .iter()
                     .filter(|f| columnar::Columnar::of(f).is_some())
                     .count();
-                match columnar {
+                let source: Box<dyn Source> = match columnar {
                     0 => Box::new(FileSource::open(c, cx)?),
                     n if n == files.len() => Box::new(columnar::ColumnarSource::open(files, cx)?),
                     _ => return Err(crate::error::RuntimeError::Input {
@@ -214,6 +226,10 @@ impl SourceConfig {
                                       give one kind per source"
                                 .into(),
                     }),
+                };
+                match seed {
+                    Some(seed) => Box::new(shuffle::Shuffled::new(source, seed, c.shuffle_buffer)),
+                    None => source,
                 }
             }
             SourceConfig::Stdin(c) => Box::new(StdinSource::open(c, cx)?),
