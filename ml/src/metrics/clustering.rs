@@ -142,11 +142,14 @@ impl ClusterCounts {
         (index - expected) / (max - expected)
     }
 
+    /// Inertia, and the ARI once any event came with a reference label (without labels there
+    /// is nothing to compare with, and a 0 would read as a measured score).
     fn values(&self) -> MetricValues {
-        vec![
-            (INERTIA, mean(self.sq_dist_sum.max(0.0), self.n)),
-            (ARI, self.ari()),
-        ]
+        let mut values = vec![(INERTIA, mean(self.sq_dist_sum.max(0.0), self.n))];
+        if self.labelled > 0 {
+            values.push((ARI, self.ari()));
+        }
+        values
     }
 }
 
