@@ -308,6 +308,30 @@ fn learn_endpoint_tokens_in_flight_bound_and_timeout() -> anyhow::Result<()> {
     assert_eq!(client.post("/v1/models/default/predict", &predict)?.0, 401);
     let (status, body) = post_with(&client, "/v1/models/default/predict", &predict, "pr3d")?;
     assert_eq!(status, 200, "{body}");
+    // The newest stream prediction is a prediction too: the same token guards it.
+    assert_eq!(client.get("/v1/models/default/latest")?.0, 401);
+    // (404 "no prediction yet" until the paced stream's first chunk is learned.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let latest = loop {
+        let mut r = client
+            .agent
+            .get(&format!("{}/v1/models/default/latest", client.base))
+            .header("authorization", "Bearer pr3d")
+            .call()?;
+        let body: Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
+        match r.status().as_u16() {
+            200 => break body,
+            404 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            status => panic!("{status}: {body}"),
+        }
+    };
+    assert!(
+        latest["position"].is_u64() && latest["prediction"].is_f64(),
+        "{latest}"
+    );
+    assert!(latest["record"].get("y").is_none(), "{latest}");
     let mut labelled = x.clone();
     labelled["y"] = json!(1);
     let learn = json!({"instances": [labelled.clone(), labelled]}).to_string();
