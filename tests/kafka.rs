@@ -673,3 +673,61 @@ path = "{dead}"
     );
     Ok(())
 }
+
+#[test]
+fn exported_versions_are_published_to_a_topic_as_artifacts() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic("models", 1)?;
+    let dir = tempfile::tempdir()?;
+    let registry = dir.path().join("registry");
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[source]
+type = "generator"
+kind = "logistic"
+features = 4
+events = 5000
+batch_size = 500
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1", "x2", "x3"]
+
+[model]
+type = "logistic"
+name = "clicks"
+target = "y"
+
+[serve]
+enabled = false
+
+[export]
+registry = "{registry}"
+interval_events = 2000
+promote = true
+
+[export.topic]
+brokers = "{brokers}"
+topic = "models"
+"#,
+            registry = registry.display(),
+            brokers = broker.address(),
+        ),
+    )?;
+    run_ok(eddy().args(["run", "--quiet"]).arg(&p))?;
+    // Versions at 2,000 and 4,000 events and the final one, each a whole artifact keyed by name.
+    let published = broker.read_all("models", 3, Duration::from_secs(30))?;
+    assert_eq!(published.len(), 3);
+    let reg = eddy_models::Registry::open(&registry)?;
+    for (i, (_, _, key, payload)) in published.iter().enumerate() {
+        assert_eq!(key.as_deref(), Some("clicks"));
+        let artifact = eddy_models::Artifact::from_bytes(payload)?;
+        assert_eq!(artifact.meta.version, i as u64 + 1);
+        let stored = reg.load("clicks", artifact.meta.version)?;
+        assert_eq!(payload, &stored.to_bytes()?, "version {}", i + 1);
+    }
+    Ok(())
+}

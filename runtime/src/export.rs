@@ -23,6 +23,37 @@ pub struct ExportConfig {
     /// Make each export the current version.
     #[serde(default)]
     pub promote: bool,
+    /// Also publish each version to a Kafka topic (keyed by model name; give the topic
+    /// `cleanup.policy=compact` to keep the newest version of each model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<ExportTopic>,
+}
+
+/// `[export.topic]`: where versions are published, as artifact bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportTopic {
+    pub brokers: String,
+    pub topic: String,
+    /// Passed to librdkafka (security settings; `message.max.bytes` is 100 MiB unless set here).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl ExportTopic {
+    /// An idempotent producer for the versions topic; artifacts can be large.
+    pub(crate) fn open(&self) -> Result<crate::sink::LineSink> {
+        let mut properties = self.properties.clone();
+        properties
+            .entry("message.max.bytes".to_owned())
+            .or_insert_with(|| (100 << 20).to_string());
+        crate::sink::SinkConfig::Kafka {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            properties,
+        }
+        .open(None)
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {

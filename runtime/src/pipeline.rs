@@ -305,6 +305,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             every: e.interval_seconds.map(Duration::from_secs_f64),
             promote: e.promote,
             last: (now, counters.events),
+            versions: e.topic.as_ref().map(|t| t.open()).transpose()?,
         }),
         None => None,
     };

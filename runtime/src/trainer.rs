@@ -77,6 +77,8 @@ pub(crate) struct ExportPolicy {
     pub(crate) every: Option<Duration>,
     pub(crate) promote: bool,
     pub(crate) last: (Instant, u64),
+    /// `[export.topic]`: each version's artifact is also published here.
+    pub(crate) versions: Option<LineSink>,
 }
 
 /// When to checkpoint.
@@ -202,6 +204,11 @@ impl Trainer {
             &self.position,
         );
         let version = crate::export::register(&policy.registry, &mut artifact, policy.promote)?;
+        if let Some(topic) = policy.versions.as_mut() {
+            // Exports are rare: wait for the broker, so a version that did not arrive is an error.
+            topic.write_keyed(Some(&self.spec.name), &artifact.to_bytes()?)?;
+            topic.commit()?;
+        }
         tracing::info!(model = %self.spec.name, version, events = self.counters.events, "exported a model version");
         policy.last = (Instant::now(), self.counters.events);
         Ok(())
