@@ -1,6 +1,7 @@
 //! The ordered learner stage: takes chunks in stream order, predicts then learns each event,
 //! writes sinks, checkpoints at chunk boundaries, publishes snapshots and reports progress.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -228,8 +229,8 @@ impl Trainer {
         let mut sink_error = None;
         let predictions = &mut self.predictions;
         let line = &mut self.line;
-        // (row, prediction, model version) of every learned row, when the latest are kept.
-        let mut made: Vec<(usize, serde_json::Value, u64)> = Vec::new();
+        // When the latest are kept: each key's last learned row, its prediction and version.
+        let mut newest: HashMap<Option<&str>, (usize, serde_json::Value, u64)> = HashMap::new();
         let keep_latest = self.latest.is_some();
         self.model.learn_batch(
             &self.spec,
@@ -244,14 +245,11 @@ impl Trainer {
                         ..
                     } => {
                         learned += 1;
-                        if keep_latest {
-                            made.push((row, prediction.clone(), model_version));
-                        }
+                        let key = keys
+                            .as_ref()
+                            .filter(|k| k.is_valid(row))
+                            .map(|k| k.value(row));
                         if let Some(sink) = predictions.as_mut() {
-                            let key = keys
-                                .as_ref()
-                                .filter(|k| k.is_valid(row))
-                                .map(|k| k.value(row));
                             let source = chunk.origins.get(row);
                             let record = PredictionLine {
                                 position: seq,
@@ -264,6 +262,9 @@ impl Trainer {
                             if let Err(e) = sink.write_json_keyed(key, &record, line) {
                                 sink_error.get_or_insert(e);
                             }
+                        }
+                        if keep_latest {
+                            newest.insert(key, (row, prediction, model_version));
                         }
                     }
                     RowOutcome::Refused(error) => refused.push(DeadLetter {
@@ -284,7 +285,7 @@ impl Trainer {
         self.counters.learned += learned;
         self.metrics.events_learned.inc_by(learned);
         if let Some(latest) = &self.latest {
-            record_latest(latest, &self.spec, chunk, keys.as_ref(), made);
+            record_latest(latest, &self.spec, chunk, newest);
         }
         for dead in &refused {
             self.dead_letter(dead)?;
@@ -479,34 +480,30 @@ impl Trainer {
     }
 }
 
-/// Hands the newest learned row of each key in `chunk` to `latest` (one lock per chunk; only
-/// the rows that survive are turned into JSON).
+/// Hands the newest learned row of each key in `chunk` to `latest`, in stream order (one lock
+/// per chunk; only those rows are turned into JSON).
 fn record_latest(
     latest: &LatestPredictions,
     spec: &ModelSpec,
     chunk: &Chunk,
-    keys: Option<&StringArray>,
-    made: Vec<(usize, serde_json::Value, u64)>,
+    newest: HashMap<Option<&str>, (usize, serde_json::Value, u64)>,
 ) {
     let target = spec.target_index();
     let at_unix_ms = now_ms().max(0) as u64;
-    let mut taken = std::collections::HashSet::new();
-    let mut events = Vec::new();
-    for (row, prediction, model_version) in made.into_iter().rev() {
-        let key = keys.filter(|k| k.is_valid(row)).map(|k| k.value(row));
-        if !taken.insert(key) {
-            continue;
-        }
-        events.push(LatestPrediction {
+    let mut rows: Vec<_> = newest.into_iter().collect();
+    rows.sort_unstable_by_key(|(_, (row, ..))| *row);
+    // Built before the lock is taken, so readers never wait on JSON.
+    let events: Vec<LatestPrediction> = rows
+        .into_iter()
+        .map(|(key, (row, prediction, model_version))| LatestPrediction {
             key: key.map(str::to_owned),
             prediction,
             model_version,
             position: chunk.seqs[row],
             record: row_object(&chunk.batch, row, target),
             at_unix_ms,
-        });
-    }
-    events.reverse();
+        })
+        .collect();
     latest.record(events);
 }
 
