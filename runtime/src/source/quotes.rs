@@ -218,22 +218,21 @@ pub struct QuotesSource {
 impl QuotesSource {
     pub fn new(config: &GeneratorConfig, cx: BuildContext) -> QuotesSource {
         let schema = schema_of(&cx.builder);
-        let column = |name: &str, ty: FieldType| match ty {
-            FieldType::Number => QUOTE_NUMBERS
-                .iter()
-                .position(|n| *n == name)
-                .map_or(Column::Missing, Column::Number),
-            FieldType::String => match name {
-                "symbol" => Column::Symbol,
-                "regime" => Column::Regime,
-                _ => Column::Missing,
-            },
-        };
         let (mut numbers, mut strings) = (Vec::new(), Vec::new());
         for field in schema.fields() {
+            let name = field.name.as_str();
             match field.ty {
-                FieldType::Number => numbers.push(column(&field.name, field.ty)),
-                FieldType::String => strings.push(column(&field.name, field.ty)),
+                FieldType::Number => numbers.push(
+                    QUOTE_NUMBERS
+                        .iter()
+                        .position(|n| *n == name)
+                        .map_or(Column::Missing, Column::Number),
+                ),
+                FieldType::String => strings.push(match name {
+                    "symbol" => Column::Symbol,
+                    "regime" => Column::Regime,
+                    _ => Column::Missing,
+                }),
             }
         }
         let mut tape = QuoteTape::new(config.seed, config.symbols);
