@@ -1,104 +1,20 @@
 //! eddy against a real Kafka-protocol broker (tansu, started per test on a free loopback port):
 //! quick mode over a topic, predictions and dead letters written back to topics, SIGKILL and
-//! resume with bit-identical results, and a broker that appears only after eddy has started.
+//! resume with bit-identical results, a broker that appears only after eddy has started or goes
+//! away mid-run, CSV messages with lag in /metrics, and model versions published to a topic.
+//! Scale-out across workers is in `kafka_scale.rs`.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use common::kafka::{free_port, Broker, Outgoing, Read};
+use common::kafka::{
+    coordinates, free_port, latest_events, messages, pipeline, run_to_end, Broker, Outgoing,
+    BASE_MS, PARTITIONS,
+};
 use common::{eddy, latest_checkpoint, run_ok, summary, Running};
-use eddy_runtime::source::{GeneratorConfig, GeneratorKind};
-
-const PARTITIONS: i32 = 4;
-const BASE_MS: i64 = 1_780_000_000_000;
-
-/// `n` JSON messages of a seeded logistic stream, spread over the partitions with increasing
-/// timestamps (several messages share a timestamp, so ties are broken by partition, offset).
-fn messages(n: u64, seed: u64) -> Result<Vec<Outgoing>> {
-    let mut g = GeneratorConfig::new(GeneratorKind::Logistic);
-    g.seed = seed;
-    g.categories = 5;
-    let mut buf = Vec::new();
-    g.write_jsonl(n, &mut buf)?;
-    Ok(buf
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            let i = i as i64;
-            (
-                ((i * 7) % PARTITIONS as i64) as i32,
-                Some(format!("k{}", i % 11)),
-                line.to_vec(),
-                BASE_MS + i / 3,
-            )
-        })
-        .collect())
-}
-
-fn pipeline(
-    dir: &Path,
-    broker: &Broker,
-    group: &str,
-    extra_source: &str,
-) -> Result<std::path::PathBuf> {
-    let file = dir.join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[source]
-type = "kafka"
-brokers = "{brokers}"
-topic = "events"
-group = "{group}"
-batch_size = 500
-idle_timeout_seconds = 4
-{extra_source}
-[source.properties]
-"session.timeout.ms" = "6000"
-"topic.metadata.refresh.interval.ms" = "1000"
-
-[[features]]
-type = "standard_scaler"
-fields = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"]
-
-[[features]]
-type = "hash"
-fields = ["cat"]
-bits = 8
-
-[model]
-type = "logistic"
-target = "y"
-
-[checkpoint]
-dir = "{ckpt}"
-interval_events = 2000
-
-[serve]
-enabled = false
-
-[sinks.predictions]
-type = "kafka"
-brokers = "{brokers}"
-topic = "predictions-{group}"
-
-[sinks.dead_letters]
-type = "kafka"
-brokers = "{brokers}"
-topic = "dead-{group}"
-"#,
-            brokers = broker.address(),
-            ckpt = dir.join("ckpt").display(),
-        ),
-    )?;
-    Ok(file)
-}
 
 #[test]
 fn quick_mode_learns_a_topic_and_writes_predictions_and_dead_letters_to_topics() -> Result<()> {
@@ -198,13 +114,7 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
     let unbroken = root.path().join("unbroken");
     std::fs::create_dir_all(&unbroken)?;
     let p = pipeline(&unbroken, &broker, "unbroken", "")?;
-    run_ok(
-        eddy()
-            .args(["run", "--quiet"])
-            .arg(&p)
-            .arg("--summary-json")
-            .arg(unbroken.join("summary.json")),
-    )?;
+    run_to_end(&p, &unbroken.join("summary.json"))?;
 
     let broken = root.path().join("broken");
     std::fs::create_dir_all(&broken)?;
@@ -225,13 +135,7 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
             kills += 1;
         }
     }
-    let stderr = run_ok(
-        eddy()
-            .args(["run", "--quiet"])
-            .arg(&p)
-            .arg("--summary-json")
-            .arg(broken.join("summary.json")),
-    )?;
+    let stderr = run_to_end(&p, &broken.join("summary.json"))?;
     assert_eq!(kills, 2, "finished before two kills: {stderr}");
 
     let a = summary(&unbroken.join("summary.json"))?;
@@ -263,24 +167,6 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
     let unique = coordinates(&predictions);
     assert_eq!(unique.len() as u64, EVENTS);
     Ok(())
-}
-
-/// The distinct (partition, offset) source coordinates of prediction messages.
-fn coordinates(predictions: &[Read]) -> BTreeSet<(i64, i64)> {
-    predictions
-        .iter()
-        .map(|(_, _, _, payload)| {
-            let p: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
-            (
-                p["partition"].as_i64().unwrap_or(-1),
-                p["offset"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect()
-}
-
-fn latest_events(dir: &Path) -> u64 {
-    latest_checkpoint(&dir.join("ckpt")).map_or(0, |c| c.counters.events)
 }
 
 #[test]
@@ -370,179 +256,6 @@ fn a_broker_that_goes_away_for_a_while_is_waited_for() -> Result<()> {
         6_000,
         "every event predicted"
     );
-    Ok(())
-}
-
-/// Waits until a worker logs an assignment of exactly `n` partitions.
-fn wait_for_partitions(worker: &mut Running, n: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = worker.wait_for_line(
-            "partitions assigned",
-            deadline.saturating_duration_since(Instant::now()),
-        )?;
-        let inside = line
-            .rsplit_once('{')
-            .and_then(|(_, rest)| rest.split_once('}'))
-            .map_or("", |(set, _)| set);
-        if inside.split(',').filter(|p| !p.trim().is_empty()).count() == n {
-            return Ok(());
-        }
-    }
-}
-
-fn worker(dir: &Path, broker: &Broker, group: &str, extra: &str) -> Result<Running> {
-    std::fs::create_dir_all(dir)?;
-    let p = pipeline(dir, broker, group, "")?;
-    let mut text = std::fs::read_to_string(&p)?;
-    text.push_str(extra);
-    text = text.replace("idle_timeout_seconds = 4", "idle_timeout_seconds = 12");
-    std::fs::write(&p, text)?;
-    Running::spawn(
-        eddy()
-            .env("EDDY_LOG", "warn,eddy_runtime::source=info")
-            .args(["run", "--quiet"])
-            .arg(&p)
-            .arg("--summary-json")
-            .arg(dir.join("summary.json")),
-    )
-}
-
-#[test]
-fn two_workers_split_the_partitions_and_average_into_one_model() -> Result<()> {
-    const EVENTS: u64 = 60_000;
-    let broker = Broker::start()?;
-    broker.create_topic("events", PARTITIONS)?;
-    for t in [
-        "predictions-single",
-        "dead-single",
-        "predictions-pair",
-        "dead-pair",
-        "sync",
-    ] {
-        broker.create_topic(t, 1)?;
-    }
-    let root = tempfile::tempdir()?;
-    let sync = format!(
-        "\n[sync]\nbrokers = \"{}\"\ntopic = \"sync\"\nevery_events = 500\n",
-        broker.address()
-    );
-    // Both workers join before any data exists, so the data is split between them.
-    let mut a = worker(&root.path().join("a"), &broker, "pair", &sync)?;
-    wait_for_partitions(&mut a, 4)?;
-    let mut b = worker(&root.path().join("b"), &broker, "pair", &sync)?;
-    wait_for_partitions(&mut b, 2)?;
-    wait_for_partitions(&mut a, 2)?;
-    // A live stream (10,000 events/s), so the workers learn at the rate data arrives and their
-    // parameter exchange keeps up, as it would in production.
-    let data = messages(EVENTS, 23)?;
-    for part in data.chunks(1_000) {
-        broker.produce("events", part)?;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for w in [&mut a, &mut b] {
-        let status = w.wait(Duration::from_secs(120))?;
-        assert!(status.success(), "{}", w.seen.join("\n"));
-    }
-
-    let single = root.path().join("single");
-    std::fs::create_dir_all(&single)?;
-    let p = pipeline(&single, &broker, "single", "")?;
-    run_ok(
-        eddy()
-            .args(["run", "--quiet"])
-            .arg(&p)
-            .arg("--summary-json")
-            .arg(single.join("summary.json")),
-    )?;
-
-    let sa = summary(&root.path().join("a/summary.json"))?;
-    let sb = summary(&root.path().join("b/summary.json"))?;
-    let s1 = summary(&single.join("summary.json"))?;
-    let (na, nb) = (
-        sa["learned"].as_u64().context("a")?,
-        sb["learned"].as_u64().context("b")?,
-    );
-    assert_eq!(na + nb, EVENTS, "each event learned by one worker");
-    assert!(na > EVENTS / 4 && nb > EVENTS / 4, "split {na} / {nb}");
-    for s in [&sa, &sb] {
-        assert!(s["sync_merges"].as_u64().context("merges")? > 0, "{s}");
-    }
-    let loss = |s: &serde_json::Value| s["metrics"]["logloss"].as_f64().context("logloss");
-    let pair = (loss(&sa)? * na as f64 + loss(&sb)? * nb as f64) / EVENTS as f64;
-    let one = loss(&s1)?;
-    eprintln!("progressive log loss: two workers {pair:.5}, one worker {one:.5}");
-    assert!(
-        (pair - one).abs() / one < 0.01,
-        "two workers {pair:.5} against one {one:.5}"
-    );
-    // One model: the two workers' final weights agree closely.
-    let wa = common::linear(&latest_checkpoint(&root.path().join("a/ckpt"))?.model).weights();
-    let wb = common::linear(&latest_checkpoint(&root.path().join("b/ckpt"))?.model).weights();
-    let gap = (&wa - &wb).mapv(f64::abs).sum() / wa.mapv(f64::abs).sum();
-    eprintln!("final weights of the two workers: relative L1 gap {gap:.4}");
-    assert!(
-        gap < 0.05,
-        "the workers' weights differ by {gap:.3} (relative L1)"
-    );
-    Ok(())
-}
-
-#[test]
-fn a_killed_worker_s_partitions_are_taken_over_with_nothing_lost() -> Result<()> {
-    const HALF: u64 = 20_000;
-    let broker = Broker::start()?;
-    broker.create_topic("events", PARTITIONS)?;
-    for t in ["predictions-takeover", "dead-takeover"] {
-        broker.create_topic(t, 1)?;
-    }
-    let root = tempfile::tempdir()?;
-    let mut a = worker(&root.path().join("a"), &broker, "takeover", "")?;
-    wait_for_partitions(&mut a, 4)?;
-    let mut b = worker(&root.path().join("b"), &broker, "takeover", "")?;
-    wait_for_partitions(&mut b, 2)?;
-    wait_for_partitions(&mut a, 2)?;
-    let data = messages(2 * HALF, 29)?;
-    broker.produce("events", &data[..HALF as usize])?;
-    // Kill A once it has checkpointed some of its share.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while latest_events(&root.path().join("a")) == 0 {
-        assert!(Instant::now() < deadline, "worker A never checkpointed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    a.signal(libc::SIGKILL);
-    a.wait(Duration::from_secs(10))?;
-    broker.produce("events", &data[HALF as usize..])?;
-    // B takes A's partitions once the group notices (session timeout), from A's commits.
-    wait_for_partitions(&mut b, 4)?;
-    let status = b.wait(Duration::from_secs(120))?;
-    assert!(status.success(), "{}", b.seen.join("\n"));
-
-    // Every partition's committed offset is its end: nothing left unread.
-    let mut ends = [0i64; PARTITIONS as usize];
-    for (p, ..) in &data {
-        ends[*p as usize] += 1;
-    }
-    assert_eq!(
-        broker.committed("takeover", "events", PARTITIONS)?,
-        ends.to_vec()
-    );
-    // Every event has a prediction (at least once; deduplicated on its coordinates).
-    let predictions = broker.read_all(
-        "predictions-takeover",
-        3 * HALF as usize,
-        Duration::from_secs(20),
-    )?;
-    let unique = coordinates(&predictions);
-    assert_eq!(unique.len() as u64, 2 * HALF);
-    // B's model holds its own share and everything after A's last checkpoint.
-    let a_done = latest_checkpoint(&root.path().join("a/ckpt"))?
-        .counters
-        .learned;
-    let b_done = summary(&root.path().join("b/summary.json"))?["learned"]
-        .as_u64()
-        .context("b learned")?;
-    assert!(a_done + b_done >= 2 * HALF, "A {a_done} + B {b_done}");
     Ok(())
 }
 

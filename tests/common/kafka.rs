@@ -2,14 +2,15 @@
 //! into `target/kafka-broker` on first use), started on a free loopback port and killed when the
 //! handle drops. Plus small producer/consumer/admin helpers on rdkafka.
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use eddy_runtime::source::assign_whole_topic;
+use eddy_runtime::source::{assign_whole_topic, GeneratorConfig, GeneratorKind};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -260,4 +261,123 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+// Shared by the Kafka test binaries: a seeded topic's messages, a pipeline over it, reading
+// predictions back, running a pipeline to its end.
+
+pub const PARTITIONS: i32 = 4;
+pub const BASE_MS: i64 = 1_780_000_000_000;
+
+/// `n` JSON messages of a seeded logistic stream, spread over the partitions with increasing
+/// timestamps (several messages share a timestamp, so ties are broken by partition, offset).
+pub fn messages(n: u64, seed: u64) -> Result<Vec<Outgoing>> {
+    let mut g = GeneratorConfig::new(GeneratorKind::Logistic);
+    g.seed = seed;
+    g.categories = 5;
+    let mut buf = Vec::new();
+    g.write_jsonl(n, &mut buf)?;
+    Ok(buf
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let i = i as i64;
+            (
+                ((i * 7) % PARTITIONS as i64) as i32,
+                Some(format!("k{}", i % 11)),
+                line.to_vec(),
+                BASE_MS + i / 3,
+            )
+        })
+        .collect())
+}
+
+pub fn pipeline(
+    dir: &Path,
+    broker: &Broker,
+    group: &str,
+    extra_source: &str,
+) -> Result<std::path::PathBuf> {
+    let file = dir.join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "events"
+group = "{group}"
+batch_size = 500
+idle_timeout_seconds = 4
+{extra_source}
+[source.properties]
+"session.timeout.ms" = "6000"
+"topic.metadata.refresh.interval.ms" = "1000"
+
+[[features]]
+type = "standard_scaler"
+fields = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"]
+
+[[features]]
+type = "hash"
+fields = ["cat"]
+bits = 8
+
+[model]
+type = "logistic"
+target = "y"
+
+[checkpoint]
+dir = "{ckpt}"
+interval_events = 2000
+
+[serve]
+enabled = false
+
+[sinks.predictions]
+type = "kafka"
+brokers = "{brokers}"
+topic = "predictions-{group}"
+
+[sinks.dead_letters]
+type = "kafka"
+brokers = "{brokers}"
+topic = "dead-{group}"
+"#,
+            brokers = broker.address(),
+            ckpt = dir.join("ckpt").display(),
+        ),
+    )?;
+    Ok(file)
+}
+
+/// The distinct (partition, offset) source coordinates of prediction messages.
+pub fn coordinates(predictions: &[Read]) -> BTreeSet<(i64, i64)> {
+    predictions
+        .iter()
+        .map(|(_, _, _, payload)| {
+            let p: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
+            (
+                p["partition"].as_i64().unwrap_or(-1),
+                p["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+pub fn latest_events(dir: &Path) -> u64 {
+    crate::common::latest_checkpoint(&dir.join("ckpt")).map_or(0, |c| c.counters.events)
+}
+
+/// Runs pipeline `p` to its end, writing its summary to `summary`; returns its stderr.
+pub fn run_to_end(p: &Path, summary: &Path) -> Result<String> {
+    crate::common::run_ok(
+        crate::common::eddy()
+            .args(["run", "--quiet"])
+            .arg(p)
+            .arg("--summary-json")
+            .arg(summary),
+    )
 }
