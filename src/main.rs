@@ -3,6 +3,7 @@
 mod cli;
 mod curve;
 mod kafka_bench;
+mod run;
 
 use std::process::ExitCode;
 
