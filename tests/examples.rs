@@ -31,6 +31,25 @@ fn ephemeral_copy(name: &str, dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     Ok((file, text))
 }
 
+/// Runs `pipeline` from `dir` to its end (with `extra` arguments) and returns the summary it
+/// wrote to `dir/summary_name`.
+fn run_to_end(
+    dir: &Path,
+    pipeline: &Path,
+    extra: &[&str],
+    summary_name: &str,
+) -> anyhow::Result<Value> {
+    run_ok(
+        eddy()
+            .current_dir(dir)
+            .args(["run", "--quiet"])
+            .args(extra)
+            .arg(pipeline)
+            .args(["--summary-json", summary_name]),
+    )?;
+    summary(&dir.join(summary_name))
+}
+
 /// The first `events` records of the example's seeded generator, as JSON.
 fn generated(text: &str, events: u64) -> anyhow::Result<Vec<Value>> {
     let config = eddy_runtime::config::parse(text, "examples/ctr/pipeline.toml")?;
@@ -55,14 +74,13 @@ fn ctr_beats_the_constant_predictor_and_scores_an_impression_over_http() -> anyh
     const EVENTS: u64 = 100_000;
     let dir = tempfile::tempdir()?;
     let (file, text) = ephemeral_copy("ctr", dir.path())?;
-    run_ok(
-        eddy()
-            .current_dir(dir.path())
-            .args(["run", "--quiet", "--max-events", &EVENTS.to_string()])
-            .arg(&file)
-            .args(["--summary-json", "summary.json"]),
+    let events = EVENTS.to_string();
+    let s = run_to_end(
+        dir.path(),
+        &file,
+        &["--max-events", &events],
+        "summary.json",
     )?;
-    let s = summary(&dir.path().join("summary.json"))?;
     assert_eq!(s["learned"].as_u64(), Some(EVENTS), "{s}");
     let log_loss = s["metrics"]["logloss"].as_f64().context("logloss")?;
     let auc = s["metrics"]["auc"].as_f64().context("auc")?;
@@ -375,17 +393,13 @@ fn video_groups_scenes_and_flags_the_flash_frame() -> anyhow::Result<()> {
     // predictions as the unbroken run.
     let again = tempfile::tempdir()?;
     let (file, _) = ephemeral_copy("video", again.path())?;
-    for max in [Some("200"), None] {
-        let mut cmd = eddy();
-        cmd.current_dir(again.path())
-            .args(["run", "--quiet"])
-            .arg(&file);
-        if let Some(max) = max {
-            cmd.args(["--max-events", max]);
-        }
-        run_ok(cmd.args(["--summary-json", "summary.json"]))?;
-    }
-    let s = summary(&again.path().join("summary.json"))?;
+    run_to_end(
+        again.path(),
+        &file,
+        &["--max-events", "200"],
+        "summary.json",
+    )?;
+    let s = run_to_end(again.path(), &file, &[], "summary.json")?;
     assert_eq!(s["resumed_from"].as_u64(), Some(200), "{s}");
     let resumed = clusters(&again.path().join("eddy-data/video/predictions.jsonl"))?;
     assert_eq!(resumed, rows, "a resumed run differs from an unbroken one");
@@ -519,14 +533,13 @@ fn stocks_forecast_the_next_tick_serve_each_symbol_and_find_the_regimes() -> any
     let regimes = dir.path().join("regimes.toml");
     let text = std::fs::read_to_string(example("stocks").with_file_name("regimes.toml"))?;
     std::fs::write(&regimes, text.replace("127.0.0.1:8081", "127.0.0.1:0"))?;
-    run_ok(
-        eddy()
-            .current_dir(dir.path())
-            .args(["run", "--quiet", "--max-events", &EVENTS.to_string()])
-            .arg(&regimes)
-            .args(["--summary-json", "regimes.json"]),
+    let events = EVENTS.to_string();
+    let s = run_to_end(
+        dir.path(),
+        &regimes,
+        &["--max-events", &events],
+        "regimes.json",
     )?;
-    let s = summary(&dir.path().join("regimes.json"))?;
     let ari = s["metrics"]["ari"].as_f64().context("ari")?;
     eprintln!("stocks: regimes ari {ari:.4}");
     assert!(ari > 0.8, "ari {ari}: {s}");
