@@ -147,6 +147,10 @@ pub(crate) struct RunArgs {
     /// Records the shuffle buffer holds (memory bound; how far a record can move earlier).
     #[arg(long, value_name = "RECORDS", requires = "shuffle_seed")]
     shuffle_buffer: Option<usize>,
+    /// Files each sorted by this event-time field are merged by it (a k-way merge) instead of
+    /// read one after the other: equal to streaming the events in time order.
+    #[arg(long, value_name = "FIELD", conflicts_with_all = ["epochs", "shuffle_seed"])]
+    merge_by: Option<String>,
     /// When serving: keep answering HTTP after the source ends (the final model, its latest
     /// predictions per key, the dashboard) until Ctrl-C.
     #[arg(long)]
@@ -233,7 +237,7 @@ pub(crate) async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode>
             quick_config(&options)?
         }
     };
-    offline_order(&mut config, &args)?;
+    input_order(&mut config, &args)?;
     if let (Some(dir), Some(checkpoint)) = (&args.checkpoint_dir, config.checkpoint.as_mut()) {
         checkpoint.dir = dir.clone();
     }
@@ -278,18 +282,22 @@ pub(crate) async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode>
     finish(&summary, args.summary_json.as_deref())
 }
 
-/// `--epochs`, `--shuffle-seed`, `--shuffle-buffer`: offline training over a file source, said
-/// plainly on stderr because the result is no longer what streaming the events would give.
-fn offline_order(
+/// `--merge-by` (event-time order across files), and `--epochs`, `--shuffle-seed`,
+/// `--shuffle-buffer`: offline training over a file source, said plainly on stderr because the
+/// result is no longer what streaming the events would give.
+fn input_order(
     config: &mut eddy_runtime::config::PipelineConfig,
     args: &RunArgs,
 ) -> anyhow::Result<()> {
-    if args.epochs.is_none() && args.shuffle_seed.is_none() {
+    if args.epochs.is_none() && args.shuffle_seed.is_none() && args.merge_by.is_none() {
         return Ok(());
     }
     let eddy_runtime::source::SourceConfig::File(source) = &mut config.source else {
-        bail!("--epochs and --shuffle-seed need a file source (eddy replay, or a pipeline reading files)");
+        bail!("--merge-by, --epochs and --shuffle-seed need a file source (eddy replay, or a pipeline reading files)");
     };
+    if let Some(field) = &args.merge_by {
+        source.merge_by = Some(field.clone());
+    }
     if let Some(epochs) = args.epochs {
         source.epochs = epochs;
     }

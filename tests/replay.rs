@@ -286,3 +286,78 @@ fn a_shuffled_replay_is_seeded_learns_every_event_and_refuses_to_resume() -> any
     assert!(stderr.contains("cannot resume"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn files_merged_by_event_time_equal_streaming_the_sorted_events_and_resume() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let source = root.path().join("source.jsonl");
+    logistic_file(&source, EVENTS, 31)?;
+    // The stream with an event time, dealt out to three files (two JSON Lines, one CSV), each
+    // sorted by that time, as per-partition exports would be.
+    let events: Vec<serde_json::Map<String, serde_json::Value>> = std::fs::read_to_string(&source)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let whole = root.path().join("whole.jsonl");
+    let parts = root.path().join("parts");
+    std::fs::create_dir_all(&parts)?;
+    let mut sorted = String::new();
+    let mut jsonl = [String::new(), String::new()];
+    let columns: Vec<String> = (0..10)
+        .map(|j| format!("x{j}"))
+        .chain(["cat", "ts", "y"].map(str::to_owned))
+        .collect();
+    let mut csv = columns.join(",") + "\n";
+    for (i, event) in events.into_iter().enumerate() {
+        let mut event = event;
+        event.insert("ts".into(), (1_700_000_000_000u64 + 10 * i as u64).into());
+        let line = serde_json::Value::Object(event.clone()).to_string();
+        sorted.push_str(&line);
+        sorted.push('\n');
+        match (i * 7919 + i / 100) % 3 {
+            2 => {
+                let row: Vec<String> = columns
+                    .iter()
+                    .map(|c| match &event[c] {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                csv.push_str(&(row.join(",") + "\n"));
+            }
+            k => {
+                jsonl[k].push_str(&line);
+                jsonl[k].push('\n');
+            }
+        }
+    }
+    std::fs::write(&whole, sorted)?;
+    std::fs::write(parts.join("a.jsonl"), &jsonl[0])?;
+    std::fs::write(parts.join("b.jsonl"), &jsonl[1])?;
+    std::fs::write(parts.join("c.csv"), csv)?;
+
+    let streamed = replay(&whole, &root.path().join("streamed"), &[])?;
+    let merge = ["--merge-by", "ts"];
+    let merged = replay(&parts, &root.path().join("merged"), &merge)?;
+    assert_eq!(merged["events"], EVENTS, "{merged}");
+    assert_eq!(merged["metrics"], streamed["metrics"]);
+    let model = |dir: &str| latest_checkpoint(&root.path().join(dir).join("ckpt")).map(|c| c.model);
+    assert_eq!(model("merged")?, model("streamed")?, "model state differs");
+    // One file after another is another order, and another model.
+    let in_file_order = replay(&parts, &root.path().join("file_order"), &[])?;
+    assert_ne!(in_file_order["metrics"], streamed["metrics"]);
+
+    // Stopped part-way and run again, the merge continues where it stopped.
+    let resumed = root.path().join("resumed");
+    let stop = (EVENTS / 3 + 77).to_string();
+    replay(
+        &parts,
+        &resumed,
+        &["--merge-by", "ts", "--max-events", &stop],
+    )?;
+    let last = replay(&parts, &resumed, &merge)?;
+    assert!(last["resumed_from"].as_u64() > Some(0), "{last}");
+    assert_eq!(last["metrics"], streamed["metrics"]);
+    assert_eq!(model("resumed")?, model("streamed")?);
+    Ok(())
+}

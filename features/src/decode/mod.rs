@@ -125,6 +125,13 @@ impl BatchBuilder {
             .collect()
     }
 
+    /// An empty builder with the same schema and checks, for another reader of the same stream.
+    pub fn fresh(&self) -> BatchBuilder {
+        let mut builder = BatchBuilder::new(Arc::clone(&self.schema));
+        builder.binary.clone_from(&self.binary);
+        builder
+    }
+
     /// Requires the Number field at `index` to be 0 or 1 (true/false) when present: a binary
     /// target. Another value refuses the record with `OutOfRange`, before it reaches any state.
     pub fn require_binary(&mut self, index: usize) {

@@ -64,6 +64,10 @@ pub struct FileSourceConfig {
         skip_serializing_if = "is_default_shuffle_buffer"
     )]
     pub shuffle_buffer: usize,
+    /// Merge the files by this event-time field (each file sorted by it already) instead of
+    /// reading them one after the other: a k-way merge holding one chunk per file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_by: Option<String>,
 }
 
 fn one() -> u32 {
@@ -89,6 +93,7 @@ impl FileSourceConfig {
             epochs: 1,
             shuffle_seed: None,
             shuffle_buffer: default_shuffle_buffer(),
+            merge_by: None,
         }
     }
 
@@ -102,6 +107,15 @@ impl FileSourceConfig {
         }
         if self.shuffle_seed.is_some() && self.shuffle_buffer == 0 {
             problems.push("source.shuffle_buffer: must be >= 1, got 0".to_owned());
+        }
+        if self.merge_by.as_deref() == Some("") {
+            problems.push("source.merge_by: empty".to_owned());
+        }
+        if self.merge_by.is_some() && (self.epochs > 1 || self.shuffle_seed.is_some()) {
+            problems.push(
+                "source.merge_by: merging by event time cannot be combined with epochs or shuffle_seed"
+                    .to_owned(),
+            );
         }
         problems
     }
@@ -183,10 +197,18 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(config: &FileSourceConfig, cx: BuildContext) -> Result<FileSource> {
-        let files = config.inputs()?;
+        FileSource::over(config.inputs()?, config.format, cx)
+    }
+
+    /// Reads `files` in order (`format` overrides each file's extension).
+    pub(crate) fn over(
+        files: Vec<PathBuf>,
+        format: Option<FileFormat>,
+        cx: BuildContext,
+    ) -> Result<FileSource> {
         let mut source = FileSource {
             files,
-            format: config.format,
+            format,
             builder: cx.builder,
             index: 0,
             reader: None,

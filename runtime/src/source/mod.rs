@@ -10,6 +10,7 @@ mod ctr;
 mod file;
 mod generator;
 mod kafka;
+mod merge;
 mod quotes;
 mod reader;
 mod shuffle;
@@ -33,6 +34,7 @@ pub use kafka::{
     assign_whole_topic, parse_kafka_url, peek_first_message, KafkaSource, KafkaSourceConfig,
     LagGauges, MergeOrder, MessageFormat, StartAt,
 };
+pub use merge::MergedFile;
 pub use quotes::{Quote, QuoteTape, QuotesSource};
 pub use video::{VideoSource, VideoSourceConfig};
 
@@ -69,6 +71,8 @@ pub enum Location {
     },
     /// A video source: `records` frames were consumed; a resumed run reads past that many.
     Video,
+    /// Files merged by event time (`merge_by`): how many records each has handed on.
+    Merged { files: Vec<MergedFile> },
     /// A shuffled offline run (`shuffle_seed`): `records` were handed on in a random order, so
     /// there is no place in the input to resume from.
     Shuffled,
@@ -210,6 +214,16 @@ impl SourceConfig {
                                   in a run that is not shuffled"
                             .into(),
                     });
+                }
+                if let Some(field) = &c.merge_by {
+                    let files = expand_inputs(&c.path)?;
+                    return Ok(Box::new(merge::Merged::open(
+                        files,
+                        c.format,
+                        c.batch_size,
+                        field,
+                        cx,
+                    )?));
                 }
                 let files = c.inputs()?;
                 let columnar = files
