@@ -199,7 +199,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         eprintln!("eddy: metadata at http://{addr}/v1/models/{name}, metrics at http://{addr}/metrics; Ctrl-C stops");
     }) as ServingFn;
-    let summary = execute_run(valid, None, true, 2000, Some(on_serving), Extra::default()).await?;
+    let progress = crate::run::progress_style(false, false);
+    let summary = execute_run(
+        valid,
+        None,
+        progress,
+        2000,
+        Some(on_serving),
+        Extra::default(),
+    )
+    .await?;
     finish(&summary, None)
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod curve;
 mod kafka_bench;
+mod progress;
 mod run;
 
 use std::process::ExitCode;

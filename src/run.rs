@@ -2,9 +2,12 @@
 //! pipeline over recorded inputs, with the offline-order options), and running it with Ctrl-C
 //! wired to a clean stop, progress on stderr and the final report.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -15,6 +18,7 @@ use eddy_runtime::source::FileFormat;
 use eddy_runtime::{Progress, RunOptions, ServingFn, StopHandle, Summary, ValidConfig};
 
 use crate::cli::check;
+use crate::progress::{ProgressLine, Style};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ModelArg {
@@ -120,10 +124,14 @@ pub(crate) struct RunArgs {
     /// Print the equivalent pipeline file and exit.
     #[arg(long)]
     print_config: bool,
-    /// No progress lines.
+    /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
-    /// Progress line interval.
+    /// Progress lines even when stderr is not a terminal (for logs); on a terminal a bar is
+    /// redrawn in place either way.
+    #[arg(long, conflicts_with = "quiet")]
+    progress: bool,
+    /// Progress interval.
     #[arg(long, default_value_t = 1000)]
     progress_ms: u64,
     /// Continue from another run's checkpoint (a file or a checkpoint directory) when this
@@ -270,7 +278,7 @@ pub(crate) async fn run(args: RunArgs, replay: bool) -> anyhow::Result<ExitCode>
     let summary = execute_run(
         valid,
         args.max_events,
-        !args.quiet,
+        progress_style(args.quiet, args.progress),
         args.progress_ms,
         Some(on_serving),
         extra,
@@ -328,11 +336,23 @@ pub(crate) struct Extra {
     pub(crate) linger: bool,
 }
 
+/// How progress is shown: nothing with `--quiet`, a bar on a terminal, lines for logs only
+/// when asked for (`--progress`).
+pub(crate) fn progress_style(quiet: bool, lines: bool) -> Option<Style> {
+    if quiet {
+        None
+    } else if std::io::stderr().is_terminal() {
+        Some(Style::Bar)
+    } else {
+        lines.then_some(Style::Lines)
+    }
+}
+
 /// Runs with Ctrl-C/SIGTERM wired to a clean stop, progress on stderr.
 pub(crate) async fn execute_run(
     valid: ValidConfig,
     max_events: Option<u64>,
-    progress: bool,
+    progress: Option<Style>,
     progress_ms: u64,
     on_serving: Option<ServingFn>,
     extra: Extra,
@@ -346,10 +366,14 @@ pub(crate) async fn execute_run(
         wait_for_signal().await;
         std::process::exit(130);
     });
+    let drawn = Arc::new(AtomicBool::new(false));
     let options = RunOptions {
         max_events,
         progress_every: Duration::from_millis(progress_ms.max(1)),
-        on_progress: progress.then(|| Box::new(print_progress) as Box<dyn FnMut(&Progress) + Send>),
+        on_progress: progress.map(|style| {
+            let mut line = ProgressLine::new(style, Arc::clone(&drawn));
+            Box::new(move |p: &Progress| line.show(p)) as Box<dyn FnMut(&Progress) + Send>
+        }),
         on_serving: Some(on_serving.unwrap_or_else(|| {
             Box::new(|addr, name| {
                 eprintln!("eddy: serving model {name:?} on http://{addr}/v1/models/{name}")
@@ -363,7 +387,12 @@ pub(crate) async fn execute_run(
                 as eddy_runtime::LingerFn
         }),
     };
-    Ok(eddy_runtime::run(valid, options).await?)
+    let summary = eddy_runtime::run(valid, options).await;
+    if drawn.load(Ordering::Relaxed) {
+        // The bar stays as drawn last; what follows starts on a line of its own.
+        eprintln!();
+    }
+    Ok(summary?)
 }
 
 pub(crate) async fn wait_for_signal() {
@@ -388,30 +417,6 @@ pub(crate) async fn wait_for_signal() {
     }
 }
 
-fn human(n: f64) -> String {
-    if n >= 1e6 {
-        format!("{:.2}M", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1}k", n / 1e3)
-    } else {
-        format!("{n:.0}")
-    }
-}
-
-fn print_progress(p: &Progress) {
-    eprintln!(
-        "eddy: {} events ({}/s) learned {} dead-lettered {} | {} {:.4} (recent {:.4}) | {:.0}s",
-        p.counters.events,
-        human(p.rate),
-        p.counters.learned,
-        p.counters.dead_lettered,
-        p.metric.0,
-        p.metric.1,
-        p.window_metric.1,
-        p.elapsed.as_secs_f64()
-    );
-}
-
 pub(crate) fn finish(summary: &Summary, summary_json: Option<&Path>) -> anyhow::Result<ExitCode> {
     let metrics: Vec<String> = summary
         .metrics
@@ -424,7 +429,7 @@ pub(crate) fn finish(summary: &Summary, summary_json: Option<&Path>) -> anyhow::
         summary.learned,
         summary.dead_lettered,
         summary.seconds,
-        human(summary.events_per_sec),
+        crate::progress::human(summary.events_per_sec),
         metrics.join(", ")
     );
     if let Some(path) = summary_json {

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use common::{eddy, latest_checkpoint, logistic_file, run_ok, summary};
@@ -359,5 +360,45 @@ fn files_merged_by_event_time_equal_streaming_the_sorted_events_and_resume() -> 
     assert!(last["resumed_from"].as_u64() > Some(0), "{last}");
     assert_eq!(last["metrics"], streamed["metrics"]);
     assert_eq!(model("resumed")?, model("streamed")?);
+    Ok(())
+}
+
+#[test]
+fn progress_is_quiet_off_a_terminal_and_shows_bytes_when_asked() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let jsonl = root.path().join("s.jsonl");
+    logistic_file(&jsonl, EVENTS, 37)?;
+    let size = std::fs::metadata(&jsonl)?.len();
+    let base = || {
+        let mut cmd = eddy();
+        cmd.args(["replay", "--input"])
+            .arg(&jsonl)
+            .args(["--target", "y", "--progress-ms", "1"]);
+        cmd
+    };
+    // Stderr is a pipe here, not a terminal: no progress unless asked for.
+    let quiet = run_ok(&mut base())?;
+    assert!(!quiet.contains("ETA"), "{quiet}");
+    assert!(quiet.contains("eddy: done."), "{quiet}");
+    let lines = run_ok(base().arg("--progress"))?;
+    let last = lines
+        .lines()
+        .rfind(|l| l.contains("ETA"))
+        .context("a progress line")?
+        .to_owned();
+    // The last report has read the whole file: read and total agree, and are its size.
+    let shown = last
+        .split("100% ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ETA").next())
+        .context("a full bar")?;
+    let (read, total) = shown.split_once('/').context("read/total")?;
+    assert_eq!(read, total, "{last}");
+    let megabytes: f64 = total.trim_end_matches(" MB").parse()?;
+    assert!(
+        (megabytes - size as f64 / 1e6).abs() < 0.051,
+        "{last}: {size} bytes"
+    );
+    assert!(last.contains(&format!("{EVENTS} events")), "{last}");
     Ok(())
 }

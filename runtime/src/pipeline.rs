@@ -212,11 +212,13 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             let _ = acked.recv();
         }
     });
+    let meter = Arc::new(crate::source::InputMeter::default());
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
         resume: position.clone(),
         kafka_lag: Some(metrics.kafka_lag.clone()),
         barrier: Some(barrier),
+        meter: Arc::clone(&meter),
     })?;
     let committer = source.committer();
     let predictions = config
@@ -336,6 +338,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         publish_every: Duration::from_millis(config.serve.publish_interval_ms),
         progress: options.on_progress.take(),
         progress_every: options.progress_every,
+        meter,
         started: now,
         scratch: FeatureBatch::new(),
         line: Vec::with_capacity(256),

@@ -30,6 +30,9 @@ pub struct Progress {
     pub rate: f64,
     pub metric: (&'static str, f64),
     pub window_metric: (&'static str, f64),
+    /// Bytes of a file input read so far, and the input's size when it is finite and known.
+    pub input_read: u64,
+    pub input_total: Option<u64>,
 }
 
 pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
@@ -116,6 +119,7 @@ pub(crate) struct Trainer {
     pub(crate) publish_every: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) progress_every: Duration,
+    pub(crate) meter: Arc<crate::source::InputMeter>,
     // Running state.
     pub(crate) started: Instant,
     pub(crate) scratch: FeatureBatch,
@@ -467,6 +471,8 @@ impl Trainer {
                 rate,
                 metric: primary,
                 window_metric: window_primary,
+                input_read: self.meter.read(),
+                input_total: self.meter.total(),
             });
         }
         self.last_progress = (Instant::now(), self.counters.events);

@@ -11,7 +11,9 @@ use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType};
 use eddy_features::{BatchBuilder, FieldType};
 
-use super::{BuildContext, Chunk, ChunkParts, DeadLetter, Location, Position, Source};
+use super::{
+    file_size, BuildContext, Chunk, ChunkParts, DeadLetter, InputMeter, Location, Position, Source,
+};
 use crate::error::{Result, RuntimeError};
 
 /// Rows decoded per read from a columnar file.
@@ -44,19 +46,34 @@ fn input_error(path: &Path, message: String) -> RuntimeError {
     }
 }
 
-fn open_batches(path: &Path) -> Result<Batches> {
+/// How far into a columnar file a reader is, for the input meter: the file's rows (Parquet) or
+/// batches (Arrow IPC, whose footer does not count rows).
+#[derive(Clone, Copy)]
+enum Extent {
+    Rows(u64),
+    Batches(u64),
+}
+
+fn open_batches(path: &Path) -> Result<(Batches, Extent)> {
     let file = File::open(path).map_err(|e| RuntimeError::io("opening", path, e))?;
     let fail = |e: &dyn std::fmt::Display| input_error(path, format!("reading: {e}"));
     Ok(match Columnar::of(path) {
-        Some(Columnar::Parquet) => Box::new(
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| fail(&e))?
+        Some(Columnar::Parquet) => {
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| fail(&e))?;
+            let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+            let reader = builder
                 .with_batch_size(READ_ROWS)
                 .build()
-                .map_err(|e| fail(&e))?,
-        ),
+                .map_err(|e| fail(&e))?;
+            (Box::new(reader), Extent::Rows(rows))
+        }
         Some(Columnar::ArrowIpc) => {
-            Box::new(arrow_ipc::reader::FileReader::try_new(file, None).map_err(|e| fail(&e))?)
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(file, None).map_err(|e| fail(&e))?;
+            let batches = reader.num_batches() as u64;
+            (Box::new(reader), Extent::Batches(batches))
         }
         None => return Err(input_error(path, "not a Parquet or Arrow IPC file".into())),
     })
@@ -64,7 +81,7 @@ fn open_batches(path: &Path) -> Result<Batches> {
 
 /// The Arrow schema of a columnar file (its first batch's).
 pub fn columnar_schema(path: &Path) -> Result<arrow_schema::SchemaRef> {
-    let mut batches = open_batches(path)?;
+    let (mut batches, _) = open_batches(path)?;
     match batches.next() {
         Some(batch) => Ok(batch
             .map_err(|e| input_error(path, format!("reading: {e}")))?
@@ -91,6 +108,12 @@ pub struct ColumnarSource {
     records: u64,
     numbers: Vec<Option<f64>>,
     strings: Vec<Option<String>>,
+    meter: Arc<InputMeter>,
+    /// The current file's extent, how much of it was read (rows or batches) and how many of its
+    /// bytes were counted so far.
+    extent: Extent,
+    read_in_file: u64,
+    metered_in_file: u64,
 }
 
 impl ColumnarSource {
@@ -106,7 +129,12 @@ impl ColumnarSource {
             records: 0,
             numbers: Vec::new(),
             strings: Vec::new(),
+            meter: Arc::clone(&cx.meter),
+            extent: Extent::Batches(0),
+            read_in_file: 0,
+            metered_in_file: 0,
         };
+        cx.meter.add_files(&source.files);
         if let Some(pos) = cx.resume {
             source.records = pos.records;
             match pos.location {
@@ -124,6 +152,9 @@ impl ColumnarSource {
                         ));
                     }
                     source.index = index;
+                    source
+                        .meter
+                        .add_read(source.files[..index].iter().map(|f| file_size(f)).sum());
                     source.skip_rows(offset)?;
                 }
                 other => {
@@ -161,7 +192,11 @@ impl ColumnarSource {
     fn next_batch(&mut self) -> Result<bool> {
         let path = self.files[self.index].clone();
         if self.batches.is_none() {
-            self.batches = Some(open_batches(&path)?);
+            let (batches, extent) = open_batches(&path)?;
+            self.batches = Some(batches);
+            self.extent = extent;
+            self.read_in_file = 0;
+            self.metered_in_file = 0;
         }
         let Some(batches) = self.batches.as_mut() else {
             return Ok(false);
@@ -170,6 +205,17 @@ impl ColumnarSource {
             return Ok(false);
         };
         let batch = batch.map_err(|e| input_error(&path, format!("reading: {e}")))?;
+        let (done, of) = match self.extent {
+            Extent::Rows(rows) => {
+                self.read_in_file += batch.num_rows() as u64;
+                (self.read_in_file, rows)
+            }
+            Extent::Batches(batches) => {
+                self.read_in_file += 1;
+                (self.read_in_file, batches)
+            }
+        };
+        self.meter_to(done as f64 / of.max(1) as f64);
         let columns = self.cast_columns(&batch, &path)?;
         self.current = Some((columns, 0, batch.num_rows()));
         Ok(true)
@@ -227,7 +273,16 @@ impl ColumnarSource {
             .collect()
     }
 
+    /// Counts the current file as read up to `share` (0 to 1) of its bytes.
+    fn meter_to(&mut self, share: f64) {
+        let size = file_size(&self.files[self.index]);
+        let target = ((size as f64 * share.min(1.0)) as u64).max(self.metered_in_file);
+        self.meter.add_read(target - self.metered_in_file);
+        self.metered_in_file = target;
+    }
+
     fn advance_file(&mut self) {
+        self.meter_to(1.0);
         self.finished = Some(Location::File {
             index: self.index,
             path: self.files[self.index].clone(),

@@ -3,12 +3,15 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use eddy_features::BatchBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::reader::RecordReader;
-use super::{BuildContext, Chunk, ChunkParts, Location, Position, Source};
+use super::{
+    file_size, BuildContext, Chunk, ChunkParts, InputMeter, Location, Metered, Position, Source,
+};
 use crate::error::{Result, RuntimeError};
 
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -193,6 +196,7 @@ pub struct FileSource {
     /// checkpoint between files names a file that exists in the input list.
     finished: Option<Location>,
     records: u64,
+    meter: Arc<InputMeter>,
 }
 
 impl FileSource {
@@ -206,6 +210,7 @@ impl FileSource {
         format: Option<FileFormat>,
         cx: BuildContext,
     ) -> Result<FileSource> {
+        cx.meter.add_files(&files);
         let mut source = FileSource {
             files,
             format,
@@ -214,6 +219,7 @@ impl FileSource {
             reader: None,
             finished: None,
             records: 0,
+            meter: cx.meter,
         };
         if let Some(pos) = cx.resume {
             source.seek(&pos)?;
@@ -240,7 +246,12 @@ impl FileSource {
         if direct_seek {
             file.seek(SeekFrom::Start(skip_to))
                 .map_err(|e| RuntimeError::io("seeking", path, e))?;
+            self.meter.add_read(skip_to);
         }
+        let file = Metered {
+            inner: file,
+            meter: Arc::clone(&self.meter),
+        };
         let raw: Box<dyn Read + Send> = if gzip {
             Box::new(flate2::read::MultiGzDecoder::new(file))
         } else {
@@ -288,6 +299,8 @@ impl FileSource {
                     });
                 }
                 self.index = *index;
+                self.meter
+                    .add_read(self.files[..*index].iter().map(|f| file_size(f)).sum());
                 let mut reader = self.open_reader(*index, *offset)?;
                 reader.set_line(*line);
                 self.reader = Some(reader);
@@ -359,7 +372,10 @@ pub struct StdinSource {
 
 impl StdinSource {
     pub fn open(config: &StdinSourceConfig, cx: BuildContext) -> Result<StdinSource> {
-        let input = Box::new(std::io::stdin());
+        let input = Box::new(Metered {
+            inner: std::io::stdin(),
+            meter: cx.meter,
+        });
         let reader = match config.format {
             FileFormat::Jsonl => {
                 RecordReader::json(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, input)))

@@ -12,6 +12,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
 use eddy_features::ops::event_time::parse_rfc3339;
@@ -192,6 +193,7 @@ impl Merged {
                 resume: None,
                 kafka_lag: None,
                 barrier: None,
+                meter: Arc::clone(&cx.meter),
             };
             let source: Box<dyn Source> = if Columnar::of(&path).is_some() {
                 Box::new(ColumnarSource::open(vec![path.clone()], sub)?)
@@ -364,8 +366,6 @@ impl Source for Merged {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use eddy_features::{BatchBuilder, Field, Schema};
 
     use super::*;
@@ -381,6 +381,7 @@ mod tests {
             resume,
             kafka_lag: None,
             barrier: None,
+            meter: Arc::default(),
         }
     }
 

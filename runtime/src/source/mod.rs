@@ -17,6 +17,7 @@ mod shuffle;
 mod video;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -151,6 +152,58 @@ pub trait Source: Send {
     }
 }
 
+/// How much of a finite input (files) has been read, in bytes on disk, for progress and ETA.
+/// Sources of unknown length leave the total at zero.
+#[derive(Debug, Default)]
+pub struct InputMeter {
+    read: AtomicU64,
+    total: AtomicU64,
+}
+
+impl InputMeter {
+    /// Bytes read so far (skipped bytes of a resumed input included).
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The input's size, when it has one.
+    pub fn total(&self) -> Option<u64> {
+        Some(self.total.load(Ordering::Relaxed)).filter(|&t| t > 0)
+    }
+
+    pub(crate) fn add_read(&self, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_total(&self, bytes: u64) {
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Adds the sizes of `files` to the total.
+    pub(crate) fn add_files(&self, files: &[PathBuf]) {
+        self.add_total(files.iter().map(|f| file_size(f)).sum());
+    }
+}
+
+/// A file's size on disk; 0 when it cannot be read (opening it will say why).
+pub(crate) fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// A reader that counts the bytes it reads into an [`InputMeter`].
+pub(crate) struct Metered<R> {
+    pub(crate) inner: R,
+    pub(crate) meter: Arc<InputMeter>,
+}
+
+impl<R: std::io::Read> std::io::Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.add_read(n as u64);
+        Ok(n)
+    }
+}
+
 /// What a source config needs to build a running source.
 pub struct BuildContext {
     /// A fresh builder for the pipeline's training schema (with its target checks).
@@ -160,6 +213,8 @@ pub struct BuildContext {
     /// Consumer lag gauges, for sources that have a lag.
     pub kafka_lag: Option<LagGauges>,
     pub barrier: Option<Barrier>,
+    /// Where file sources count the bytes they read.
+    pub meter: Arc<InputMeter>,
 }
 
 /// What the user writes under `[source]`.

@@ -439,6 +439,7 @@ mod tests {
                 }),
                 kafka_lag: None,
                 barrier: None,
+                meter: std::sync::Arc::default(),
             },
         )
     }
