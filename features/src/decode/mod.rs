@@ -145,6 +145,16 @@ impl BatchBuilder {
         &self.schema
     }
 
+    /// The Arrow schema of the batches this builder finishes.
+    pub fn arrow_schema(&self) -> &SchemaRef {
+        &self.arrow
+    }
+
+    /// The Number fields that must be 0 or 1 (see [`require_binary`](Self::require_binary)).
+    pub fn binary_fields(&self) -> &[usize] {
+        &self.binary
+    }
+
     /// Rows pushed since the last `finish`.
     pub fn len(&self) -> usize {
         self.len

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType};
-use eddy_features::{BatchBuilder, FieldType};
+use eddy_features::{BatchBuilder, FieldType, MAX_ABS_NUMBER};
 
 use super::{
     file_size, BuildContext, Chunk, ChunkParts, DeadLetter, InputMeter, Location, Position, Source,
@@ -95,12 +95,185 @@ pub fn is_columnar(path: &Path) -> bool {
     Columnar::of(path).is_some()
 }
 
-/// Reads Parquet / Arrow IPC files in order.
+/// A decoded batch of a columnar file, cast to the pipeline's columns, or the file's end.
+enum Decoded {
+    Batch {
+        columns: Vec<Option<ArrayRef>>,
+        rows: usize,
+        /// How much of its file has been decoded with this batch (0 to 1).
+        share: f64,
+    },
+    EndOfFile,
+}
+
+/// Decoded batches waiting between the decoding thread and the source: with the one being
+/// decoded and the one being read, at most `DECODED_AHEAD + 2` batches of [`READ_ROWS`] rows.
+const DECODED_AHEAD: usize = 2;
+
+/// Decodes (decompresses, casts) the files from `first` on, on its own thread, so that the
+/// Parquet/IPC work overlaps with the source's checks and the trainer's learning. It stops at
+/// the first error, which it hands on, and when the source goes away.
+fn spawn_decoder(
+    files: Vec<PathBuf>,
+    first: usize,
+    schema: Arc<eddy_features::Schema>,
+) -> Result<std::sync::mpsc::Receiver<Result<Decoded>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_AHEAD);
+    std::thread::Builder::new()
+        .name("eddy-decode".into())
+        .spawn(move || {
+            for path in &files[first..] {
+                let sent = decode_file(path, &schema, &tx);
+                if sent.is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| RuntimeError::Internal(format!("starting the decoding thread: {e}")))?;
+    Ok(rx)
+}
+
+/// Sends one file's batches; `Err` when the receiver is gone or after sending an error.
+fn decode_file(
+    path: &Path,
+    schema: &eddy_features::Schema,
+    tx: &std::sync::mpsc::SyncSender<Result<Decoded>>,
+) -> std::result::Result<(), ()> {
+    let send = |item| tx.send(item).map_err(|_| ());
+    let (batches, extent) = match open_batches(path) {
+        Ok(opened) => opened,
+        Err(e) => {
+            send(Err(e))?;
+            return Err(());
+        }
+    };
+    let mut done = 0u64;
+    for batch in batches {
+        let decoded = batch
+            .map_err(|e| input_error(path, format!("reading: {e}")))
+            .and_then(|batch| {
+                let columns = cast_columns(schema, &batch, path)?;
+                let (part, of) = match extent {
+                    Extent::Rows(rows) => (batch.num_rows() as u64, rows),
+                    Extent::Batches(batches) => (1, batches),
+                };
+                done += part;
+                Ok(Decoded::Batch {
+                    columns,
+                    rows: batch.num_rows(),
+                    share: done as f64 / of.max(1) as f64,
+                })
+            });
+        let failed = decoded.is_err();
+        send(decoded)?;
+        if failed {
+            return Err(());
+        }
+    }
+    send(Ok(Decoded::EndOfFile))
+}
+
+/// The file's columns for each pipeline field, cast to its type.
+fn cast_columns(
+    schema: &eddy_features::Schema,
+    batch: &RecordBatch,
+    path: &Path,
+) -> Result<Vec<Option<ArrayRef>>> {
+    schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let Ok(i) = batch.schema().index_of(&field.name) else {
+                return if field.required {
+                    Err(input_error(
+                        path,
+                        format!("column {:?} is missing", field.name),
+                    ))
+                } else {
+                    Ok(None)
+                };
+            };
+            let column = batch.column(i);
+            let to = match field.ty {
+                FieldType::Number => DataType::Float64,
+                FieldType::String => DataType::Utf8,
+            };
+            let plausible = match field.ty {
+                FieldType::Number => {
+                    column.data_type().is_numeric() || *column.data_type() == DataType::Boolean
+                }
+                FieldType::String => true,
+            };
+            if !plausible {
+                return Err(input_error(
+                    path,
+                    format!(
+                        "column {:?} is {}, which is not a number",
+                        field.name,
+                        column.data_type()
+                    ),
+                ));
+            }
+            arrow_cast::cast(column, &to).map(Some).map_err(|e| {
+                input_error(
+                    path,
+                    format!(
+                        "column {:?} ({}) cannot be read as {to}: {e}",
+                        field.name,
+                        column.data_type()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Rows `offset..offset + len` as a pipeline batch without decoding them one by one, when
+/// every one of them would pass the record checks ([`BatchBuilder::push_values`]): no nulls in
+/// the columns present, numbers finite and within [`MAX_ABS_NUMBER`], binary fields 0 or 1.
+/// `None` sends the slice down the per-record path, which finds and dead-letters the bad rows.
+fn whole_slice(
+    builder: &BatchBuilder,
+    columns: &[Option<ArrayRef>],
+    offset: usize,
+    len: usize,
+) -> Option<RecordBatch> {
+    let fields = builder.schema().fields();
+    let mut arrays = Vec::with_capacity(columns.len());
+    for (i, (field, column)) in fields.iter().zip(columns).enumerate() {
+        let Some(column) = column else {
+            if field.required {
+                return None;
+            }
+            arrays.push(arrow_array::new_null_array(&field.ty.data_type(), len));
+            continue;
+        };
+        let slice = column.slice(offset, len);
+        if slice.null_count() > 0 {
+            return None;
+        }
+        if field.ty == FieldType::Number {
+            let values = slice.as_any().downcast_ref::<Float64Array>()?.values();
+            // NaN fails the comparison and infinities exceed the bound.
+            if !values.iter().all(|x| x.abs() <= MAX_ABS_NUMBER) {
+                return None;
+            }
+            if builder.binary_fields().contains(&i) && !values.iter().all(|&y| y == 0.0 || y == 1.0)
+            {
+                return None;
+            }
+        }
+        arrays.push(slice);
+    }
+    RecordBatch::try_new(Arc::clone(builder.arrow_schema()), arrays).ok()
+}
+
+/// Reads Parquet / Arrow IPC files in order; a thread decodes ahead ([`spawn_decoder`]).
 pub struct ColumnarSource {
     files: Vec<PathBuf>,
     builder: BatchBuilder,
     index: usize,
-    batches: Option<Batches>,
+    decoded: Option<std::sync::mpsc::Receiver<Result<Decoded>>>,
     /// The current file batch, cast to the pipeline's columns, and the next row in it.
     current: Option<(Vec<Option<ArrayRef>>, usize, usize)>,
     row_in_file: u64,
@@ -109,10 +282,7 @@ pub struct ColumnarSource {
     numbers: Vec<Option<f64>>,
     strings: Vec<Option<String>>,
     meter: Arc<InputMeter>,
-    /// The current file's extent, how much of it was read (rows or batches) and how many of its
-    /// bytes were counted so far.
-    extent: Extent,
-    read_in_file: u64,
+    /// Bytes of the current file counted so far.
     metered_in_file: u64,
 }
 
@@ -122,7 +292,7 @@ impl ColumnarSource {
             files,
             builder: cx.builder,
             index: 0,
-            batches: None,
+            decoded: None,
             current: None,
             row_in_file: 0,
             finished: None,
@@ -130,8 +300,6 @@ impl ColumnarSource {
             numbers: Vec::new(),
             strings: Vec::new(),
             meter: Arc::clone(&cx.meter),
-            extent: Extent::Batches(0),
-            read_in_file: 0,
             metered_in_file: 0,
         };
         cx.meter.add_files(&source.files);
@@ -188,89 +356,30 @@ impl ColumnarSource {
         Ok(())
     }
 
-    /// Loads the next batch of the current file; false at the end of the file.
+    /// Takes the current file's next decoded batch; false at the end of the file.
     fn next_batch(&mut self) -> Result<bool> {
-        let path = self.files[self.index].clone();
-        if self.batches.is_none() {
-            let (batches, extent) = open_batches(&path)?;
-            self.batches = Some(batches);
-            self.extent = extent;
-            self.read_in_file = 0;
-            self.metered_in_file = 0;
+        if self.decoded.is_none() {
+            let schema = Arc::clone(self.builder.schema());
+            self.decoded = Some(spawn_decoder(self.files.clone(), self.index, schema)?);
         }
-        let Some(batches) = self.batches.as_mut() else {
-            return Ok(false);
-        };
-        let Some(batch) = batches.next() else {
-            return Ok(false);
-        };
-        let batch = batch.map_err(|e| input_error(&path, format!("reading: {e}")))?;
-        let (done, of) = match self.extent {
-            Extent::Rows(rows) => {
-                self.read_in_file += batch.num_rows() as u64;
-                (self.read_in_file, rows)
+        let received = self
+            .decoded
+            .as_ref()
+            .expect("started above")
+            .recv()
+            .map_err(|_| RuntimeError::Internal("the decoding thread stopped".into()))?;
+        match received? {
+            Decoded::Batch {
+                columns,
+                rows,
+                share,
+            } => {
+                self.meter_to(share);
+                self.current = Some((columns, 0, rows));
+                Ok(true)
             }
-            Extent::Batches(batches) => {
-                self.read_in_file += 1;
-                (self.read_in_file, batches)
-            }
-        };
-        self.meter_to(done as f64 / of.max(1) as f64);
-        let columns = self.cast_columns(&batch, &path)?;
-        self.current = Some((columns, 0, batch.num_rows()));
-        Ok(true)
-    }
-
-    /// The file's columns for each pipeline field, cast to its type.
-    fn cast_columns(&self, batch: &RecordBatch, path: &Path) -> Result<Vec<Option<ArrayRef>>> {
-        let schema = self.builder.schema();
-        schema
-            .fields()
-            .iter()
-            .map(|field| {
-                let Ok(i) = batch.schema().index_of(&field.name) else {
-                    return if field.required {
-                        Err(input_error(
-                            path,
-                            format!("column {:?} is missing", field.name),
-                        ))
-                    } else {
-                        Ok(None)
-                    };
-                };
-                let column = batch.column(i);
-                let to = match field.ty {
-                    FieldType::Number => DataType::Float64,
-                    FieldType::String => DataType::Utf8,
-                };
-                let plausible = match field.ty {
-                    FieldType::Number => {
-                        column.data_type().is_numeric() || *column.data_type() == DataType::Boolean
-                    }
-                    FieldType::String => true,
-                };
-                if !plausible {
-                    return Err(input_error(
-                        path,
-                        format!(
-                            "column {:?} is {}, which is not a number",
-                            field.name,
-                            column.data_type()
-                        ),
-                    ));
-                }
-                arrow_cast::cast(column, &to).map(Some).map_err(|e| {
-                    input_error(
-                        path,
-                        format!(
-                            "column {:?} ({}) cannot be read as {to}: {e}",
-                            field.name,
-                            column.data_type()
-                        ),
-                    )
-                })
-            })
-            .collect()
+            Decoded::EndOfFile => Ok(false),
+        }
     }
 
     /// Counts the current file as read up to `share` (0 to 1) of its bytes.
@@ -290,9 +399,9 @@ impl ColumnarSource {
             line: self.row_in_file,
         });
         self.index += 1;
-        self.batches = None;
         self.current = None;
         self.row_in_file = 0;
+        self.metered_in_file = 0;
     }
 }
 
@@ -308,6 +417,25 @@ impl Source for ColumnarSource {
             let Some((columns, next, len)) = self.current.as_mut() else {
                 continue;
             };
+            if parts.records() == 0 {
+                let take = (*len - *next).min(max);
+                if let Some(batch) = whole_slice(&self.builder, columns, *next, take) {
+                    *next += take;
+                    if *next == *len {
+                        self.current = None;
+                    }
+                    let first = self.records;
+                    self.records += take as u64;
+                    self.row_in_file += take as u64;
+                    return Ok(Some(Chunk {
+                        batch,
+                        seqs: (first..self.records).collect(),
+                        origins: Vec::new(),
+                        dead: Vec::new(),
+                        end: self.position(),
+                    }));
+                }
+            }
             while *next < *len && parts.records() < max {
                 let row = *next;
                 self.numbers.clear();
@@ -391,6 +519,123 @@ impl Source for ColumnarSource {
         Position {
             records: self.records,
             location,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Int64Array;
+    use eddy_features::{Field, Schema};
+
+    use super::*;
+
+    const ROWS: usize = 20_000;
+
+    /// `x` = the row number (an integer column, so reading casts it), NaN at row 9,000; `tag`
+    /// null at every 7th row; `y` 0/1 except 2 at row 15,000.
+    fn write(path: &Path) {
+        let x: Float64Array = (0..ROWS)
+            .map(|i| Some(if i == 9_000 { f64::NAN } else { i as f64 }))
+            .collect();
+        let tag: StringArray = (0..ROWS)
+            .map(|i| (i % 7 != 0).then(|| format!("t{}", i % 3)))
+            .collect();
+        let y: Int64Array = (0..ROWS)
+            .map(|i| Some(if i == 15_000 { 2 } else { (i % 2) as i64 }))
+            .collect();
+        let batch = RecordBatch::try_from_iter([
+            ("x", Arc::new(x) as ArrayRef),
+            ("tag", Arc::new(tag) as ArrayRef),
+            ("y", Arc::new(y) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = File::create(path).expect("create");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+    }
+
+    fn context(resume: Option<Position>) -> BuildContext {
+        let schema = Schema::new(vec![
+            Field::number("x").required(true),
+            Field::string("tag").required(false),
+            Field::number("y").required(true),
+        ])
+        .expect("schema");
+        let mut builder = BatchBuilder::new(Arc::new(schema));
+        builder.require_binary(2);
+        BuildContext {
+            builder,
+            resume,
+            kafka_lag: None,
+            barrier: None,
+            meter: Arc::default(),
+        }
+    }
+
+    /// (sequence number, x or the dead letter's kind, tag) of every record, and chunk ends.
+    fn drain(source: &mut ColumnarSource, max: usize) -> (Vec<(u64, String)>, Vec<Position>) {
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        while let Some(chunk) = source.next_chunk(max).expect("reads") {
+            let x = chunk
+                .batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("x");
+            let tag = chunk
+                .batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("tag");
+            for (row, &seq) in chunk.seqs.iter().enumerate() {
+                let tag = if tag.is_null(row) {
+                    "-"
+                } else {
+                    tag.value(row)
+                };
+                out.push((seq, format!("{} {tag}", x.value(row))));
+            }
+            out.extend(chunk.dead.iter().map(|d| (d.seq, d.kind.to_owned())));
+            ends.push(chunk.end);
+        }
+        out.sort();
+        (out, ends)
+    }
+
+    #[test]
+    fn decoded_ahead_whole_slices_and_bad_rows_give_every_record_once_and_resume() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.parquet");
+        write(&path);
+        let open =
+            |resume| ColumnarSource::open(vec![path.clone()], context(resume)).expect("opens");
+        let (all, ends) = drain(&mut open(None), 1000);
+        assert_eq!(all.len(), ROWS);
+        for (i, (seq, text)) in all.iter().enumerate() {
+            assert_eq!(*seq, i as u64);
+            let expected = match i {
+                9_000 => "not_finite".to_owned(),
+                15_000 => "out_of_range".to_owned(),
+                _ if i % 7 == 0 => format!("{i} -"),
+                _ => format!("{i} t{}", i % 3),
+            };
+            assert_eq!(text, &expected, "record {i}");
+        }
+        // The per-record path and the whole-slice path agree: a chunk size of one record
+        // gives the same records.
+        assert_eq!(drain(&mut open(None), 1).0, all);
+        for end in ends.iter().step_by(3) {
+            let (rest, _) = drain(&mut open(Some(end.clone())), 777);
+            assert_eq!(
+                rest,
+                all[end.records as usize..],
+                "resumed at {}",
+                end.records
+            );
         }
     }
 }
