@@ -8,6 +8,7 @@ use std::sync::Arc;
 use eddy_features::BatchBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::read_ahead::ReadAhead;
 use super::reader::RecordReader;
 use super::{
     file_size, BuildContext, Chunk, ChunkParts, InputMeter, Location, Metered, Position, Source,
@@ -253,7 +254,10 @@ impl FileSource {
             meter: Arc::clone(&self.meter),
         };
         let raw: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
+            Box::new(
+                ReadAhead::spawn(flate2::read::MultiGzDecoder::new(file))
+                    .map_err(|e| RuntimeError::io("starting to inflate", path, e))?,
+            )
         } else {
             Box::new(file)
         };

@@ -12,6 +12,7 @@ mod generator;
 mod kafka;
 mod merge;
 mod quotes;
+mod read_ahead;
 mod reader;
 mod shuffle;
 mod video;
