@@ -25,12 +25,28 @@ fn bin(p: f64) -> usize {
 /// [`auc`](Self::auc) sums the bins in one pass, about a third of a millisecond, which the runtime
 /// does only when it reports or publishes. Memory is fixed at 4 MiB (allocated on the first event);
 /// checkpoints hold only the occupied bins.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Increments wait in a short list and are applied [`PENDING`] at a time (why: one increment
+/// is a cache miss into the 4 MiB table; interleaved with a learner's work each miss stalls
+/// alone, while a tight loop of independent increments overlaps them). Everything that reads the
+/// counts takes the waiting ones into account, so the results do not depend on when they apply.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ExactAuc {
     /// `[negatives, positives]` per score bin.
     counts: Vec<[u64; 2]>,
+    /// Increments not applied yet: `bin << 1 | positive`.
+    pending: Vec<u32>,
     n_pos: u64,
     n_neg: u64,
+}
+
+/// Increments that wait before they are applied together.
+const PENDING: usize = 256;
+
+impl PartialEq for ExactAuc {
+    fn eq(&self, other: &Self) -> bool {
+        self.n_pos == other.n_pos && self.n_neg == other.n_neg && self.sorted() == other.sorted()
+    }
 }
 
 impl ExactAuc {
@@ -51,7 +67,67 @@ impl ExactAuc {
     }
 
     pub(crate) fn add(&mut self, p: f64, positive: bool) {
-        self.add_many(p, positive, 1);
+        if positive {
+            self.n_pos += 1;
+        } else {
+            self.n_neg += 1;
+        }
+        // BINS < 2^31, so the bin and the label fit one u32.
+        self.pending
+            .push(((bin(p) as u32) << 1) | u32::from(positive));
+        if self.pending.len() >= PENDING {
+            self.apply_pending();
+        }
+    }
+
+    fn apply_pending(&mut self) {
+        if self.counts.is_empty() {
+            self.counts = vec![[0, 0]; BINS];
+        }
+        for &e in &self.pending {
+            self.counts[(e >> 1) as usize][(e & 1) as usize] += 1;
+        }
+        self.pending.clear();
+    }
+
+    /// The waiting increments as `(bin, [negatives, positives])`, in bin order.
+    fn pending_by_bin(&self) -> Vec<(usize, [u64; 2])> {
+        let mut sorted = self.pending.clone();
+        sorted.sort_unstable();
+        let mut out: Vec<(usize, [u64; 2])> = Vec::new();
+        for e in sorted {
+            let b = (e >> 1) as usize;
+            match out.last_mut() {
+                Some((last, c)) if *last == b => c[(e & 1) as usize] += 1,
+                _ => {
+                    let mut c = [0, 0];
+                    c[(e & 1) as usize] = 1;
+                    out.push((b, c));
+                }
+            }
+        }
+        out
+    }
+
+    /// `[negatives, positives]` of every occupied bin, waiting increments included, in bin
+    /// order.
+    fn occupied(&self) -> Vec<(usize, [u64; 2])> {
+        let pending = self.pending_by_bin();
+        let mut waiting = pending.iter().peekable();
+        let mut out = Vec::new();
+        for (b, c) in self.counts.iter().enumerate() {
+            let mut c = *c;
+            if let Some((_, extra)) = waiting.next_if(|(pb, _)| *pb == b) {
+                c[0] += extra[0];
+                c[1] += extra[1];
+            }
+            if c[0] + c[1] > 0 {
+                out.push((b, c));
+            }
+        }
+        // Before the first flush the table is empty and every count is still waiting.
+        out.extend(waiting.copied());
+        out
     }
 
     /// The AUC; 0.5 while a class is missing.
@@ -61,19 +137,22 @@ impl ExactAuc {
         }
         // 2 * (pairs a positive outranks) + tied pairs, bins in ascending score order.
         let (mut good2, mut neg_below) = (0u128, 0u128);
-        for &[neg, pos] in &self.counts {
+        let mut tally = |[neg, pos]: [u64; 2]| {
             good2 += u128::from(pos) * (2 * neg_below + u128::from(neg));
             neg_below += u128::from(neg);
+        };
+        if self.pending.is_empty() {
+            self.counts.iter().for_each(|c| tally(*c));
+        } else {
+            self.occupied().into_iter().for_each(|(_, c)| tally(c));
         }
         good2 as f64 / (2.0 * self.n_pos as f64 * self.n_neg as f64)
     }
 
     /// `(score bits, positives, negatives)` of the occupied bins, in score order.
     fn sorted(&self) -> Vec<(u64, u64, u64)> {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c[0] + c[1] > 0)
+        self.occupied()
+            .into_iter()
             .map(|(b, c)| ((b as f64 / STEPS).to_bits(), c[1], c[0]))
             .collect()
     }
