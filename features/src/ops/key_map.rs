@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Longest key stored inside the table slot.
 pub const INLINE_KEY_BYTES: usize = 22;
@@ -83,12 +83,40 @@ impl std::fmt::Debug for Key {
     }
 }
 
+/// Hashes a key with one call of one-shot xxh3 over its bytes. The streaming `Xxh3Default`
+/// buffers its input and costs several times more for a short key, and a lookup is mostly
+/// hashing plus one or two cache misses: the fewer instructions a lookup takes, the more of the
+/// next rows' lookups the CPU overlaps with a miss.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64_with_seed(bytes, self.0);
+    }
+
+    /// Only the terminator `str` hashes after its bytes: the same for every key, so it needs
+    /// no mixing, just to keep `Key` and `str` equal.
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.0 ^= u64::from(byte);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
 /// State per key. Keys up to [`INLINE_KEY_BYTES`] bytes live in the slot, longer ones in a
 /// `Box<str>`; the hasher is xxh3 with a fixed seed: a run is reproducible, and lookups cost
 /// one short hash.
 #[derive(Clone, Debug)]
 pub struct KeyMap<S> {
-    map: HashMap<Key, S, Xxh3DefaultBuilder>,
+    map: HashMap<Key, S, KeyHash>,
 }
 
 /// Equal when both hold the same keys with equal states, whatever the insertion order.
@@ -101,7 +129,7 @@ impl<S: PartialEq> PartialEq for KeyMap<S> {
 impl<S> Default for KeyMap<S> {
     fn default() -> Self {
         KeyMap {
-            map: HashMap::with_hasher(Xxh3DefaultBuilder::new()),
+            map: HashMap::with_hasher(KeyHash::default()),
         }
     }
 }
@@ -181,7 +209,7 @@ impl<S: Serialize> Serialize for KeyMap<S> {
 impl<'de, S: DeserializeOwned> Deserialize<'de> for KeyMap<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let entries = Vec::<(Box<str>, S)>::deserialize(deserializer)?;
-        let mut map = HashMap::with_capacity_and_hasher(entries.len(), Xxh3DefaultBuilder::new());
+        let mut map = HashMap::with_capacity_and_hasher(entries.len(), KeyHash::default());
         for (key, state) in entries {
             let key = match Key::inline(&key) {
                 Some(k) => k,
@@ -244,7 +272,7 @@ mod tests {
         }
         assert_eq!(m.get("b"), None);
         use std::hash::BuildHasher;
-        let hasher = Xxh3DefaultBuilder::new();
+        let hasher = KeyHash::default();
         for k in ["a", long.as_str()] {
             assert_eq!(hasher.hash_one(Key::new(k)), hasher.hash_one(k));
         }
