@@ -4,7 +4,7 @@
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
 
 use super::event_time::TimeColumn;
-use super::key_map::KeyMap;
+use super::key_map::{KeyMap, Probe};
 use super::{column, finite_or_zero, resolve_columns, skipped};
 use crate::config::{time_field_type, Aggregate, WindowConfig};
 use crate::error::{DecodeError, DecodeErrorKind, FeatureError, Result};
@@ -158,19 +158,20 @@ const MS: i64 = 1000;
 /// Rows whose key state [`touch`] loads ahead of updating them.
 const PREFETCH_ROWS: usize = 16;
 
-/// Looks up the keys of `rows`, then reads their newest pane, so the cache misses of the next
-/// rows overlap instead of each row waiting for its own in turn: the lookups are independent,
-/// the pane reads too, and the update loop that follows finds the lines in cache. Reads only,
-/// so it changes no output.
+/// Looks up the keys of `probes` (hashed ahead), then reads their newest pane, so the cache
+/// misses of the next rows overlap instead of each row waiting for its own in turn: the
+/// lookups are independent, the pane reads too, and the update loop that follows finds the
+/// lines in cache. Reads only, so it changes no output.
 #[inline]
-fn touch(keys_map: &KeyMap<KeyWindow>, keys: &StringArray, rows: std::ops::Range<usize>) {
-    let mut panes: [Option<&Pane>; PREFETCH_ROWS] = [None; PREFETCH_ROWS];
-    for (p, i) in panes.iter_mut().zip(rows) {
-        *p = keys_map.get(keys.value(i)).and_then(|k| k.panes.last());
+fn touch(keys_map: &KeyMap<KeyWindow>, probes: &[Option<Probe<'_>>]) {
+    let mut found: [Option<&KeyWindow>; PREFETCH_ROWS] = [None; PREFETCH_ROWS];
+    for (f, p) in found.iter_mut().zip(probes) {
+        *f = p.as_ref().and_then(|p| keys_map.probe(p));
     }
-    let sum = panes
+    let sum = found
         .iter()
         .flatten()
+        .filter_map(|k| k.panes.last())
         .fold(0i64, |s, p| s.wrapping_add(p.start));
     std::hint::black_box(sum);
 }
@@ -353,36 +354,45 @@ impl Window {
         let w_out = self.width();
         let mut keys_map = std::mem::take(&mut self.keys);
         let rows = batch.num_rows();
-        for i in 0..rows {
-            if i % PREFETCH_ROWS == 0 {
-                touch(&keys_map, keys, i..rows.min(i + PREFETCH_ROWS));
+        // Each key is hashed once, for both its lookup ahead and its update.
+        let mut probes: [Option<Probe<'_>>; PREFETCH_ROWS] = std::array::from_fn(|_| None);
+        for block in (0..rows).step_by(PREFETCH_ROWS) {
+            let block = block..rows.min(block + PREFETCH_ROWS);
+            for (p, i) in probes.iter_mut().zip(block.clone()) {
+                let learned = !(skipped(skip, i) || values.is_null(i) || keys.is_null(i));
+                *p = learned.then(|| Probe::new(keys.value(i)));
             }
-            if skipped(skip, i) || values.is_null(i) || keys.is_null(i) {
-                continue;
-            }
-            let (t, w) = (times[i], watermarks[i]);
-            let expired_before = self.expired_before(w);
-            let key = keys_map.get_or_insert_with(keys.value(i), || KeyWindow {
-                last_time: t,
-                panes: Vec::new(),
-            });
-            if expired_before.is_some_and(|e| key.last_time < e) {
-                key.panes.clear();
-                key.last_time = t;
-            }
-            if let Some(w) = w {
-                // Panes no future accepted event's window can reach (the watermark only grows).
-                let keep_from = (w - lateness).div_euclid(slide) * slide + slide - size;
-                let evict = key.panes.partition_point(|p| p.start < keep_from);
-                key.panes.drain(..evict);
-            }
-            key.add(values.value(i), t, slide);
-            let at = i * width + self.offset;
-            self.write(key, t, &mut dense[at..at + w_out]);
-            if let (Some(e), Some(w)) = (expired_before, w) {
-                if self.next_sweep.is_none_or(|n| w >= n) {
-                    keys_map.retain(|_, k| k.last_time >= e);
-                    self.next_sweep = Some(w + (w - e));
+            let probes = &probes[..block.len()];
+            touch(&keys_map, probes);
+            for (probe, i) in probes.iter().zip(block) {
+                let Some(probe) = probe else {
+                    continue;
+                };
+                let (t, w) = (times[i], watermarks[i]);
+                let expired_before = self.expired_before(w);
+                let key = keys_map.probe_or_insert_with(probe, || KeyWindow {
+                    last_time: t,
+                    panes: Vec::new(),
+                });
+                if expired_before.is_some_and(|e| key.last_time < e) {
+                    key.panes.clear();
+                    key.last_time = t;
+                }
+                if let Some(w) = w {
+                    // Panes no future accepted event's window can reach (the watermark only
+                    // grows).
+                    let keep_from = (w - lateness).div_euclid(slide) * slide + slide - size;
+                    let evict = key.panes.partition_point(|p| p.start < keep_from);
+                    key.panes.drain(..evict);
+                }
+                key.add(values.value(i), t, slide);
+                let at = i * width + self.offset;
+                self.write(key, t, &mut dense[at..at + w_out]);
+                if let (Some(e), Some(w)) = (expired_before, w) {
+                    if self.next_sweep.is_none_or(|n| w >= n) {
+                        keys_map.retain(|_, k| k.last_time >= e);
+                        self.next_sweep = Some(w + (w - e));
+                    }
                 }
             }
         }
