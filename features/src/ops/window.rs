@@ -55,16 +55,20 @@ impl Pane {
         }
     }
 
+    /// Adds `other`'s events. Without `spread` the mean and squared deviations (two divisions
+    /// per pane) are left as they are: only `std` and `relative_std` read them.
     #[inline]
-    fn merge(&mut self, other: &Pane) {
+    fn merge(&mut self, other: &Pane, spread: bool) {
         let n = self.count + other.count;
         if other.count == 0 {
             return;
         }
-        let delta = other.mean - self.mean;
-        let (na, nb) = (self.count as f64, other.count as f64);
-        self.mean += delta * nb / n as f64;
-        self.m2 += other.m2 + delta * delta * na * nb / n as f64;
+        if spread {
+            let delta = other.mean - self.mean;
+            let (na, nb) = (self.count as f64, other.count as f64);
+            self.mean += delta * nb / n as f64;
+            self.m2 += other.m2 + delta * delta * na * nb / n as f64;
+        }
         self.count = n;
         self.sum += other.sum;
         self.min = self.min.min(other.min);
@@ -104,16 +108,16 @@ impl KeyWindow {
         self.last_time = self.last_time.max(t);
     }
 
-    /// The panes of `[start, end)` merged.
+    /// The panes of `[start, end)` merged (the mean and `m2` only with `spread`).
     #[inline]
-    fn aggregate(&self, start: i64, end: i64) -> Pane {
+    fn aggregate(&self, start: i64, end: i64, spread: bool) -> Pane {
         let mut total = Pane::new(start);
         for p in self
             .panes
             .iter()
             .filter(|p| p.start >= start && p.start < end)
         {
-            total.merge(p);
+            total.merge(p, spread);
         }
         total
     }
@@ -309,23 +313,29 @@ impl Window {
     fn write(&self, key: &KeyWindow, t: i64, row: &mut [f64]) {
         let slide = self.slide_ms();
         let end = t.div_euclid(slide) * slide + slide;
-        let total = key.aggregate(end - self.config.size_seconds as i64 * MS, end);
+        let aggregates = &self.config.aggregates;
+        let spread = aggregates
+            .iter()
+            .any(|a| matches!(a, Aggregate::Std | Aggregate::RelativeStd));
+        let total = key.aggregate(end - self.config.size_seconds as i64 * MS, end, spread);
         if total.count == 0 {
             return;
         }
         let n = total.count as f64;
-        let (mean, std) = (total.sum / n, (total.m2 / n).sqrt());
+        let mean = total.sum / n;
+        // Only when asked for: a division and a square root are most of an output's cost.
+        let std = || (total.m2 / n).sqrt();
         let relative = |x: f64| if mean == 0.0 { 0.0 } else { x / mean.abs() };
-        for (o, a) in row.iter_mut().zip(&self.config.aggregates) {
+        for (o, a) in row.iter_mut().zip(aggregates) {
             *o = finite_or_zero(match a {
                 Aggregate::Count => n,
                 Aggregate::Sum => total.sum,
                 Aggregate::Mean => mean,
                 Aggregate::Min => total.min,
                 Aggregate::Max => total.max,
-                Aggregate::Std => std,
+                Aggregate::Std => std(),
                 Aggregate::Last => total.last,
-                Aggregate::RelativeStd => relative(std),
+                Aggregate::RelativeStd => relative(std()),
                 Aggregate::Deviation => relative(total.last - mean),
             });
         }
@@ -620,6 +630,39 @@ mod tests {
             &[r#"{"x": 4, "k": "new", "ts": 1700000400}"#.into()],
         );
         assert_eq!(unknown[0].0[..3], [1.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn batches_across_the_lookahead_blocks_change_nothing() {
+        // Sizes that are not multiples of the 16 rows looked up ahead, so blocks straddle
+        // batches, with expiry sweeps inside blocks.
+        let events = events();
+        let whole = learn_checked(CONFIG, &records(&events));
+        for size in [15, 17, 64] {
+            let run = learn(&configs(CONFIG), &records(&events), size);
+            assert_eq!(run.rows, whole.rows, "batches of {size}");
+            assert_eq!(run.rejected, whole.rejected, "batches of {size}");
+            assert_eq!(postcard_bytes(&run.set), postcard_bytes(&whole.set));
+        }
+    }
+
+    #[test]
+    fn aggregates_without_std_write_the_same_bits_as_with_it() {
+        // Without std or relative_std the window skips the mean and m2 of its merged panes.
+        let subset = CONFIG.replace(
+            r#""aggregates": ["count", "sum", "mean", "min", "max", "std", "last", "relative_std",
+            "deviation"]"#,
+            r#""aggregates": ["deviation", "mean", "count", "last"]"#,
+        );
+        assert_ne!(subset, CONFIG);
+        let events = events();
+        let full = learn_checked(CONFIG, &records(&events));
+        let part = learn_checked(&subset, &records(&events));
+        for (i, (f, p)) in full.rows.iter().zip(&part.rows).enumerate() {
+            let expected: Vec<u64> = [8, 2, 0, 6].iter().map(|&k| f.0[k].to_bits()).collect();
+            let got: Vec<u64> = p.0.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(got, expected, "row {i}");
+        }
     }
 
     #[test]
