@@ -22,7 +22,7 @@ enum Key {
 }
 
 impl Key {
-    #[inline]
+    #[inline(always)]
     fn inline(key: &str) -> Option<Key> {
         let b = key.as_bytes();
         (b.len() <= INLINE_KEY_BYTES).then(|| {
@@ -71,7 +71,9 @@ pub(crate) struct Probe<'a> {
 }
 
 impl<'a> Probe<'a> {
-    #[inline]
+    // Built straight into the caller's array: a call returns the probe through a temporary,
+    // and copying its just-written bytes stalls on store forwarding.
+    #[inline(always)]
     pub(crate) fn new(key: &'a str) -> Probe<'a> {
         Probe {
             key,
