@@ -1,12 +1,9 @@
 //! `KeyMap`: per-key operator state, serialized sorted by key so checkpoints are deterministic.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-
+use hashbrown::HashTable;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Longest key stored inside the table slot.
 pub const INLINE_KEY_BYTES: usize = 22;
@@ -25,7 +22,7 @@ enum Key {
 }
 
 impl Key {
-    #[inline]
+    #[inline(always)]
     fn inline(key: &str) -> Option<Key> {
         let b = key.as_bytes();
         (b.len() <= INLINE_KEY_BYTES).then(|| {
@@ -56,52 +53,84 @@ impl Key {
     }
 }
 
-// Hash and Borrow agree with `str` (whose `Hash` writes its bytes, then 0xff), so a long key
-// is looked up with a plain `&str`; hashing the bytes skips `as_str`'s UTF-8 check.
-impl Hash for Key {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let bytes = match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::Heap(s) => s.as_bytes(),
-        };
-        state.write(bytes);
-        state.write_u8(0xff);
-    }
-}
-
-impl Borrow<str> for Key {
-    #[inline]
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.as_str().fmt(f)
     }
 }
 
-/// State per key. Keys up to [`INLINE_KEY_BYTES`] bytes live in the slot, longer ones in a
-/// `Box<str>`; the hasher is xxh3 with a fixed seed: a run is reproducible, and lookups cost
-/// one short hash.
+/// A key to look up, with its hash computed once: a caller that touches the same key twice
+/// (to load its state ahead, then to update it) hashes it once.
 #[derive(Clone, Debug)]
+pub(crate) struct Probe<'a> {
+    key: &'a str,
+    /// The slot form of a short key, so matching a slot is a fixed-size compare without a
+    /// UTF-8 check of the stored key.
+    inline: Option<Key>,
+    hash: u64,
+}
+
+impl<'a> Probe<'a> {
+    // Built straight into the caller's array: a call returns the probe through a temporary,
+    // and copying its just-written bytes stalls on store forwarding.
+    #[inline(always)]
+    pub(crate) fn new(key: &'a str) -> Probe<'a> {
+        Probe {
+            key,
+            inline: Key::inline(key),
+            hash: hash(key),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, stored: &Key) -> bool {
+        match (&self.inline, stored) {
+            (Some(k), stored) => k == stored,
+            (None, Key::Heap(s)) => **s == *self.key,
+            (None, Key::Inline { .. }) => false,
+        }
+    }
+
+    #[inline]
+    fn to_key(&self) -> Key {
+        self.inline
+            .clone()
+            .unwrap_or_else(|| Key::Heap(self.key.into()))
+    }
+}
+
+/// xxh3 of the key's bytes, fixed seed: a run is reproducible, and a short key costs one short
+/// call (the streaming `Xxh3Default` buffers its input and costs several times more).
+#[inline]
+fn hash(key: &str) -> u64 {
+    xxh3_64(key.as_bytes())
+}
+
+/// State per key. Keys up to [`INLINE_KEY_BYTES`] bytes live in the slot, longer ones in a
+/// `Box<str>`. A `hashbrown` table rather than `std`'s `HashMap` (the same table inside) takes
+/// the hash from the caller, so [`Probe`] hashes a key once however often it is looked up.
+#[derive(Clone)]
 pub struct KeyMap<S> {
-    map: HashMap<Key, S, Xxh3DefaultBuilder>,
+    table: HashTable<(Key, S)>,
 }
 
 /// Equal when both hold the same keys with equal states, whatever the insertion order.
 impl<S: PartialEq> PartialEq for KeyMap<S> {
     fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
+        self.len() == other.len() && self.iter().all(|(k, s)| other.get(k) == Some(s))
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for KeyMap<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl<S> Default for KeyMap<S> {
     fn default() -> Self {
         KeyMap {
-            map: HashMap::with_hasher(Xxh3DefaultBuilder::new()),
+            table: HashTable::new(),
         }
     }
 }
@@ -109,48 +138,61 @@ impl<S> Default for KeyMap<S> {
 impl<S> KeyMap<S> {
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// True when no key has state.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// The state of `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&S> {
-        match Key::inline(key) {
-            // Compares fixed-size keys, without a UTF-8 check of the stored one.
-            Some(k) => self.map.get(&k),
-            None => self.map.get(key),
-        }
+        self.probe(&Probe::new(key))
+    }
+
+    /// The state of a key hashed ahead.
+    #[inline]
+    pub(crate) fn probe(&self, probe: &Probe<'_>) -> Option<&S> {
+        self.table
+            .find(probe.hash, |(k, _)| probe.matches(k))
+            .map(|(_, s)| s)
     }
 
     /// The state of `key`, created with `fresh` if absent.
     #[inline]
     pub(crate) fn get_or_insert_with(&mut self, key: &str, fresh: impl FnOnce() -> S) -> &mut S {
-        match Key::inline(key) {
-            // An inline key costs no allocation, so the entry API probes once.
-            Some(k) => self.map.entry(k).or_insert_with(fresh),
-            None => {
-                // Look up before inserting: the entry API would allocate the key on every call.
-                if !self.map.contains_key(key) {
-                    self.map.insert(Key::Heap(key.into()), fresh());
-                }
-                self.map.get_mut(key).expect("inserted above")
-            }
-        }
+        self.probe_or_insert_with(&Probe::new(key), fresh)
+    }
+
+    /// The state of a key hashed ahead, created with `fresh` if absent.
+    #[inline]
+    pub(crate) fn probe_or_insert_with(
+        &mut self,
+        probe: &Probe<'_>,
+        fresh: impl FnOnce() -> S,
+    ) -> &mut S {
+        // The key is built (and a long one allocated) only when it is new.
+        let entry = self.table.entry(
+            probe.hash,
+            |(k, _)| probe.matches(k),
+            |(k, _)| hash(k.as_str()),
+        );
+        let (_, state) = entry
+            .or_insert_with(|| (probe.to_key(), fresh()))
+            .into_mut();
+        state
     }
 
     /// Keeps only the keys for which `keep` is true.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &S) -> bool) {
-        self.map.retain(|k, s| keep(k.as_str(), s));
+        self.table.retain(|(k, s)| keep(k.as_str(), s));
     }
 
     /// Every key and state, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &S)> {
-        self.map.iter().map(|(k, s)| (k.as_str(), s))
+        self.table.iter().map(|(k, s)| (k.as_str(), s))
     }
 
     /// Estimated heap bytes of the table and the keys, not counting heap owned by the states:
@@ -159,8 +201,8 @@ impl<S> KeyMap<S> {
     /// allocation of its bytes as glibc sizes it (bytes + 8, rounded up to 16, at least 32).
     pub fn table_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(Key, S)>() + 1;
-        let buckets = (self.map.capacity() * 8).div_ceil(7);
-        let keys: usize = self.map.keys().map(Key::allocation).sum();
+        let buckets = (self.table.capacity() * 8).div_ceil(7);
+        let keys: usize = self.table.iter().map(|(k, _)| k.allocation()).sum();
         buckets * slot + keys
     }
 }
@@ -181,17 +223,21 @@ impl<S: Serialize> Serialize for KeyMap<S> {
 impl<'de, S: DeserializeOwned> Deserialize<'de> for KeyMap<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let entries = Vec::<(Box<str>, S)>::deserialize(deserializer)?;
-        let mut map = HashMap::with_capacity_and_hasher(entries.len(), Xxh3DefaultBuilder::new());
+        let mut map = KeyMap {
+            table: HashTable::with_capacity(entries.len()),
+        };
         for (key, state) in entries {
-            let key = match Key::inline(&key) {
-                Some(k) => k,
-                None => Key::Heap(key),
-            };
-            if map.insert(key, state).is_some() {
+            let probe = Probe::new(&key);
+            let mut fresh = false;
+            map.probe_or_insert_with(&probe, || {
+                fresh = true;
+                state
+            });
+            if !fresh {
                 return Err(serde::de::Error::custom("duplicate key in per-key state"));
             }
         }
-        Ok(KeyMap { map })
+        Ok(map)
     }
 }
 
@@ -243,22 +289,40 @@ mod tests {
             assert_eq!(m.get(k), Some(&2), "{k}");
         }
         assert_eq!(m.get("b"), None);
-        use std::hash::BuildHasher;
-        let hasher = Xxh3DefaultBuilder::new();
-        for k in ["a", long.as_str()] {
-            assert_eq!(hasher.hash_one(Key::new(k)), hasher.hash_one(k));
-        }
-        let slots = (m.map.capacity() * 8).div_ceil(7) * (24 + 4 + 4 + 1);
+        let slots = (m.table.capacity() * 8).div_ceil(7) * (24 + 4 + 4 + 1);
         assert_eq!(m.table_bytes(), slots + key_allocation(long.len()));
         let back: KeyMap<u32> = postcard::from_bytes(&postcard::to_allocvec(&m).unwrap()).unwrap();
         assert_eq!(back, m);
-        assert!(matches!(
-            back.map.get_key_value(long.as_str()),
-            Some((Key::Heap(_), _))
-        ));
-        assert!(matches!(
-            back.map.get_key_value("a"),
-            Some((Key::Inline { .. }, _))
-        ));
+        let stored = |k: &str| {
+            let probe = Probe::new(k);
+            back.table
+                .find(probe.hash, |(s, _)| probe.matches(s))
+                .map(|(s, _)| s.clone())
+        };
+        assert!(matches!(stored(&long), Some(Key::Heap(_))));
+        assert!(matches!(stored("a"), Some(Key::Inline { .. })));
+        assert_eq!(stored(&long), Some(Key::new(&long)));
+    }
+
+    #[test]
+    fn keys_are_found_after_the_table_grows() {
+        // Growing rehashes every stored key, short and long, with the hash of its lookups.
+        let keys: Vec<String> = (0..5000)
+            .map(|i| format!("{i}-{}", "x".repeat(i % 40)))
+            .collect();
+        let mut m = KeyMap::default();
+        for (i, k) in keys.iter().enumerate() {
+            *m.get_or_insert_with(k, || i) += 0;
+        }
+        assert_eq!(m.len(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(k), Some(&i), "{k}");
+            assert_eq!(m.probe(&Probe::new(k)), Some(&i));
+        }
+        m.retain(|k, _| k.len() % 2 == 0);
+        for (i, k) in keys.iter().enumerate() {
+            let kept = (k.len() % 2 == 0).then_some(&i);
+            assert_eq!(m.get(k), kept, "{k}");
+        }
     }
 }
