@@ -109,10 +109,14 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         // Records usually list keys in schema order, so the field after the last match is tried
         // before the hash map.
         let mut hint = 0;
+        let mut position = 0;
         while let Some(key) = map.next_key_seed(KeySeed {
             schema: self.schema,
             hint,
+            seen: &mut self.row.keys,
+            position,
         })? {
+            position += 1;
             let Some(i) = key else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -163,10 +167,19 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     }
 }
 
+/// Keys remembered by their place in the record, at most this many.
+const REMEMBERED_KEYS: usize = 64;
+
 /// Resolves a key to a field index (`None` for keys the schema does not know).
+///
+/// Records of one stream usually repeat the same keys in the same order, so the key met at each
+/// place of the previous records is remembered with its answer (why: a short string compare
+/// beats hashing the key, which cost a tenth of the time of a decode-bound pipeline).
 struct KeySeed<'a> {
     schema: &'a Schema,
     hint: usize,
+    seen: &'a mut Vec<(Box<str>, Option<usize>)>,
+    position: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -187,11 +200,23 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     // serde_json hands unescaped keys over borrowed from the input and escaped ones from its
     // scratch buffer; both arrive here as a plain &str, so neither allocates.
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        let fields = self.schema.fields();
-        if fields.get(self.hint).is_some_and(|f| f.name == key) {
-            return Ok(Some(self.hint));
+        if let Some((name, found)) = self.seen.get(self.position) {
+            if **name == *key {
+                return Ok(*found);
+            }
         }
-        Ok(self.schema.index_of(key))
+        let fields = self.schema.fields();
+        let found = if fields.get(self.hint).is_some_and(|f| f.name == key) {
+            Some(self.hint)
+        } else {
+            self.schema.index_of(key)
+        };
+        if let Some(entry) = self.seen.get_mut(self.position) {
+            *entry = (key.into(), found);
+        } else if self.position == self.seen.len() && self.position < REMEMBERED_KEYS {
+            self.seen.push((key.into(), found));
+        }
+        Ok(found)
     }
 }
 
@@ -222,6 +247,49 @@ mod tests {
         assert_eq!(b.len(), 0, "a refused record must leave no row: {record}");
         let message = e.to_string();
         (e.kind, e.field, message)
+    }
+
+    #[test]
+    fn keys_remembered_by_place_follow_records_that_change_their_keys() {
+        let mut b = builder();
+        let records: [&[u8]; 5] = [
+            br#"{"x": 1, "app": "a", "site": "s"}"#,
+            br#"{"x": 2, "app": "b", "site": "t"}"#,
+            br#"{"app": "c", "x": 3, "nope": 9}"#,
+            br#"{"site": "v", "app": "d"}"#,
+            br#"{"x": 5, "app": "e", "site": "u"}"#,
+        ];
+        let mut refused = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if let Err(e) = b.push_json(r) {
+                refused.push((i, e.kind, e.field));
+            }
+        }
+        // The fourth has no "x", which is required.
+        assert_eq!(refused, [(3, K::MissingField, Some("x".to_owned()))]);
+        let batch = b.finish();
+        let x = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let site = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let app = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(x.values().as_ref(), &[1.0, 2.0, 3.0, 5.0]);
+        let apps: Vec<&str> = (0..4).map(|i| app.value(i)).collect();
+        assert_eq!(apps, ["a", "b", "c", "e"]);
+        let sites: Vec<Option<&str>> = (0..4)
+            .map(|i| site.is_valid(i).then(|| site.value(i)))
+            .collect();
+        assert_eq!(sites, [Some("s"), Some("t"), None, Some("u")]);
     }
 
     #[test]

@@ -33,6 +33,9 @@ enum Slot {
 struct Row {
     slots: Vec<Slot>,
     text: String,
+    /// The keys met at each place of recent JSON records, with their fields (kept across
+    /// records; see `json::KeySeed`).
+    keys: Vec<(Box<str>, Option<usize>)>,
 }
 
 impl Row {
@@ -100,6 +103,7 @@ impl BatchBuilder {
             row: Row {
                 slots: vec![Slot::Missing; fields.len()],
                 text: String::new(),
+                keys: Vec::new(),
             },
             binary: Vec::new(),
             len: 0,
