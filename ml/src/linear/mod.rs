@@ -319,6 +319,8 @@ impl TryFrom<RawLinearModel> for LinearModel {
 }
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 pub(crate) mod optimizer_tests;
 #[cfg(test)]
 mod oracle_tests;
