@@ -98,10 +98,11 @@ impl<'a> FeatureVec<'a> {
     }
 }
 
-/// How many events ahead batch loops [`prefetch`](Learner::prefetch). An event costs ~100-200
+/// How many events ahead batch loops [`prefetch`](Learner::prefetch). An event costs ~100-300
 /// cycles once its parameters are cached and a miss to memory (with its page walk) several hundred,
-/// so the hint must lead by a few events to land in time; too far and the lines of a long batch
-/// start to evict each other.
+/// so the hint must lead by a few events to land in time. Measured on hashed events with 8 active
+/// entries into a 2^22-wide model, all in memory: SGD learns 10.4, 11.5, 11.3 and 10.6 M events/s
+/// at 2, 4, 8 and 16 events ahead, FTRL 5.4, 5.5, 5.5 and 5.3 (4.0 and 2.2 without the hint).
 pub const PREFETCH_AHEAD: usize = 4;
 
 /// An incremental (online) learner: it sees one event at a time and can predict at any point.

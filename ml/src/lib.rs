@@ -58,6 +58,7 @@ mod loss;
 pub mod metrics;
 mod optim;
 mod perkey;
+mod prefetch;
 #[cfg(test)]
 mod testutil;
 

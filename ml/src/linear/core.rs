@@ -7,6 +7,7 @@ use crate::error::{MlError, Result};
 use crate::learner::FeatureVec;
 use crate::linear::SgdValidParams;
 use crate::optim::{saturate, soft_threshold, Optimizer, ScaledWeights, WEIGHT_LIMIT};
+use crate::prefetch::prefetch_line;
 
 /// Per-coordinate gradients are clipped to this magnitude, so their squares (at most 1e200) can be
 /// summed for ~1e108 events before an accumulator saturates at `f64::MAX`.
@@ -14,6 +15,10 @@ const GRAD_LIMIT: f64 = 1e100;
 
 /// FTRL's `z` saturates here, far inside `f64` range.
 const Z_LIMIT: f64 = 1e300;
+
+/// Tables shorter than this (256 KiB of `f64`) fit in the L2 cache of current server cores, so
+/// [`LinearCore::prefetch`] leaves them alone.
+const PREFETCH_MIN_LEN: usize = 1 << 15;
 
 /// Weights, intercept and optimizer state of one linear predictor.
 ///
@@ -140,6 +145,32 @@ impl LinearCore {
             }
         }
         (acc, in_range)
+    }
+
+    /// Starts loading the cache lines that an event with `x`'s sparse entries will read and write
+    /// (see [`Learner::prefetch`](crate::Learner::prefetch)). The dense prefix is left to the
+    /// hardware prefetcher, which follows a sequential walk by itself, and so is a table small
+    /// enough to stay cached, where the hints would cost ~5% for nothing.
+    #[inline]
+    pub(crate) fn prefetch(&self, x: &FeatureVec<'_>) {
+        let (table, s) = if self.stride == 0 {
+            (self.weights.values(), 1)
+        } else {
+            (&self.state[..], self.stride)
+        };
+        if table.len() < PREFETCH_MIN_LEN {
+            return;
+        }
+        for &i in x.indices() {
+            let j = i as usize * s;
+            // a coordinate's first and last numbers: the table is only 16-byte aligned, so 32-byte
+            // coordinates straddle two cache lines every other time (a second hint on the same
+            // line is nearly free)
+            if let (Some(first), Some(last)) = (table.get(j), table.get(j + s - 1)) {
+                prefetch_line(first);
+                prefetch_line(last);
+            }
+        }
     }
 
     /// One update of event `t` (1-based) whose loss has derivative `g` in the margin (clipped,

@@ -285,6 +285,13 @@ impl Learner for LinearModel {
         self.predict_learn_one(x, y, weight).map(|_| ())
     }
 
+    /// Hints the weights (and optimizer state) of `x`'s sparse entries; see
+    /// [`Learner::prefetch`].
+    #[inline]
+    fn prefetch(&self, x: &FeatureVec<'_>) {
+        self.core.prefetch(x);
+    }
+
     /// Computes the margin once for both the prediction and the update.
     #[inline]
     fn predict_learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<f64> {
