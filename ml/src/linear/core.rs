@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aligned::AlignedF64s;
 use crate::error::{MlError, Result};
 use crate::learner::FeatureVec;
 use crate::linear::SgdValidParams;
@@ -26,8 +27,9 @@ const PREFETCH_MIN_LEN: usize = 1 << 15;
 /// coordinate's weight and state together in `state`, `stride` numbers per coordinate, so one
 /// cache line serves a coordinate's prediction and update: `[w, sum g^2]` for AdaGrad,
 /// `[w, m, v, -]` for Adam, `[w, z, sqrt(n), -]` for FTRL (the root is stored because the update
-/// needs it, which saves a square root per coordinate; the padding aligns coordinates to 32
-/// bytes). `bias` holds the intercept's state.
+/// needs it, which saves a square root per coordinate; the padding and the 32-byte aligned start
+/// of [`AlignedF64s`] keep every coordinate within one cache line). `bias` holds the intercept's
+/// state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawCore")]
 pub(crate) struct LinearCore {
@@ -35,7 +37,7 @@ pub(crate) struct LinearCore {
     stride: usize,
     pub(crate) weights: ScaledWeights,
     pub(crate) intercept: f64,
-    state: Vec<f64>,
+    state: AlignedF64s,
     bias: [f64; 2],
     /// Coordinate updates applied (active entries summed over learned events), which is the work an
     /// event costs; tests use it to show sparse events touch only their entries.
@@ -50,7 +52,7 @@ impl LinearCore {
             stride,
             weights: ScaledWeights::zeros(if stride == 0 { dim } else { 0 }),
             intercept: 0.0,
-            state: vec![0.0; dim * stride],
+            state: AlignedF64s::zeros(dim * stride),
             bias: [0.0; 2],
             updates: 0,
         }
@@ -103,7 +105,7 @@ impl LinearCore {
         }
         self.weights.blend(&other.weights, a, b);
         self.intercept = a * self.intercept + b * other.intercept;
-        for (s, o) in self.state.iter_mut().zip(&other.state) {
+        for (s, o) in self.state.iter_mut().zip(other.state.iter()) {
             *s = a * *s + b * o;
         }
         for (s, o) in self.bias.iter_mut().zip(&other.bias) {
@@ -163,12 +165,9 @@ impl LinearCore {
         }
         for &i in x.indices() {
             let j = i as usize * s;
-            // a coordinate's first and last numbers: the table is only 16-byte aligned, so 32-byte
-            // coordinates straddle two cache lines every other time (a second hint on the same
-            // line is nearly free)
-            if let (Some(first), Some(last)) = (table.get(j), table.get(j + s - 1)) {
+            // the state is 32-byte aligned, so one line holds a whole coordinate
+            if let Some(first) = table.get(j) {
                 prefetch_line(first);
-                prefetch_line(last);
             }
         }
     }
@@ -511,7 +510,7 @@ impl TryFrom<RawCore> for LinearCore {
             stride: r.stride,
             weights: r.weights,
             intercept: r.intercept,
-            state: r.state,
+            state: AlignedF64s::from_vec(r.state),
             bias: r.bias,
             updates: r.updates,
         })

@@ -1,6 +1,7 @@
 //! `LinearModel`: linear regression (squared, Huber, epsilon-insensitive), logistic regression and
 //! a linear SVM (hinge), trained by SGD, AdaGrad, Adam or FTRL on dense and sparse input.
 
+mod aligned;
 mod core;
 mod params;
 pub(crate) mod softmax;
