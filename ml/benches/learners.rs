@@ -66,14 +66,17 @@ fn dense_logistic(c: &mut Criterion) {
 
 /// `EVENTS` hashed events with `active` entries each, indices uniform in `0..dim`, and random labels.
 fn sparse_events(dim: usize, active: usize) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
+    sparse_events_n(dim, active, EVENTS)
+}
+
+/// [`sparse_events`] with `n` events.
+fn sparse_events_n(dim: usize, active: usize, n: usize) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
     let mut r = rng();
-    let idx: Vec<u32> = (0..EVENTS * active)
+    let idx: Vec<u32> = (0..n * active)
         .map(|_| r.gen_range(0..dim as u32))
         .collect();
-    let val: Vec<f64> = (0..EVENTS * active)
-        .map(|_| r.gen_range(-1.0..1.0))
-        .collect();
-    let ys: Vec<f64> = (0..EVENTS)
+    let val: Vec<f64> = (0..n * active).map(|_| r.gen_range(-1.0..1.0)).collect();
+    let ys: Vec<f64> = (0..n)
         .map(|_| f64::from(u8::from(r.gen::<bool>())))
         .collect();
     (idx, val, ys)
@@ -157,6 +160,41 @@ fn hashed_width(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows per batch in [`hashed_width_batch`]: a micro-batch as the pipeline hands it to a learner.
+const BATCH: usize = 4096;
+
+/// [`hashed_width`] with the events handed over in batches of [`BATCH`] rows through
+/// [`Learner::predict_learn_each`], as the pipeline learns them. The batch lets the learner
+/// prefetch the parameters of upcoming events, so the misses into the 2^22-wide table overlap;
+/// `sgd/20` against `sgd/2^22` (and `ftrl/...`) is again the cost of the width.
+fn hashed_width_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("predict_learn_many/hashed_width_8_active");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, params) in [("sgd", sgd_params()), ("ftrl", ftrl_params())] {
+        for (width, dim) in [("20", 20usize), ("2^22", 1 << 22)] {
+            let (idx, val, ys) = sparse_events_n(dim, 8, BATCH);
+            let xs: Vec<FeatureVec<'_>> = idx
+                .chunks_exact(8)
+                .zip(val.chunks_exact(8))
+                .map(|(i, v)| FeatureVec::sparse(i, v))
+                .collect();
+            let mut model = params.build(dim);
+            group.bench_function(BenchmarkId::new(name, width), |b| {
+                b.iter(|| {
+                    let mut sum = 0.0;
+                    model
+                        .predict_learn_each(black_box(&xs), black_box(&ys), 1.0, |_, p| {
+                            sum += p.expect("valid event");
+                        })
+                        .expect("as many targets as rows");
+                    black_box(sum)
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 fn streaming_kmeans(c: &mut Criterion) {
     let mut group = c.benchmark_group("learn_one/streaming_kmeans");
     group.throughput(Throughput::Elements(EVENTS as u64));
@@ -229,6 +267,7 @@ criterion_group!(
     sparse_logistic,
     ftrl_logistic,
     hashed_width,
+    hashed_width_batch,
     streaming_kmeans,
     metrics_binary
 );

@@ -84,6 +84,20 @@ impl AnyModel {
         }
     }
 
+    /// A hint that `x` will be learned soon, so a loop over a batch can overlap the cache misses
+    /// of upcoming events; see [`Learner::prefetch`]. Changes nothing. Hinting
+    /// [`PREFETCH_AHEAD`](crate::PREFETCH_AHEAD) events ahead of the one being learned is what
+    /// [`Learner::predict_learn_each`] does.
+    #[inline]
+    pub fn prefetch(&self, x: &FeatureVec<'_>) {
+        match self {
+            AnyModel::Linear(m) => m.prefetch(x),
+            AnyModel::Softmax(m) => m.prefetch(x),
+            // k centres of the dense dimension: small, and read whole by every event
+            AnyModel::KMeans(_) => {}
+        }
+    }
+
     /// Progressive validation: the prediction before learning, then learn from `y` with
     /// `weight` (clustering ignores `y` and `weight` for learning). `Target::Unlabelled` only
     /// predicts for supervised models. A softmax model adds an unseen label after predicting, so

@@ -58,13 +58,14 @@ mod loss;
 pub mod metrics;
 mod optim;
 mod perkey;
+mod prefetch;
 #[cfg(test)]
 mod testutil;
 
 pub use any::{AnyModel, Prediction, Target};
 pub use error::{MlError, Result};
 pub use kmeans::{HalfLifeUnit, KMeansParams, KMeansValidParams, StreamingKMeans};
-pub use learner::{FeatureVec, Learner};
+pub use learner::{FeatureVec, Learner, PREFETCH_AHEAD};
 pub use linear::{
     LinearModel, Loss, Optimizer, Schedule, SgdParams, SgdValidParams, SoftmaxModel, SoftmaxParams,
     SoftmaxValidParams,

@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aligned::AlignedF64s;
 use crate::error::{MlError, Result};
 use crate::learner::FeatureVec;
 use crate::linear::SgdValidParams;
 use crate::optim::{saturate, soft_threshold, Optimizer, ScaledWeights, WEIGHT_LIMIT};
+use crate::prefetch::prefetch_line;
 
 /// Per-coordinate gradients are clipped to this magnitude, so their squares (at most 1e200) can be
 /// summed for ~1e108 events before an accumulator saturates at `f64::MAX`.
@@ -15,14 +17,19 @@ const GRAD_LIMIT: f64 = 1e100;
 /// FTRL's `z` saturates here, far inside `f64` range.
 const Z_LIMIT: f64 = 1e300;
 
+/// Tables shorter than this (256 KiB of `f64`) fit in the L2 cache of current server cores, so
+/// [`LinearCore::prefetch`] leaves them alone.
+const PREFETCH_MIN_LEN: usize = 1 << 15;
+
 /// Weights, intercept and optimizer state of one linear predictor.
 ///
 /// SGD keeps its weights in `weights` (with the lazy L2 scale). The adaptive optimizers keep each
 /// coordinate's weight and state together in `state`, `stride` numbers per coordinate, so one
 /// cache line serves a coordinate's prediction and update: `[w, sum g^2]` for AdaGrad,
 /// `[w, m, v, -]` for Adam, `[w, z, sqrt(n), -]` for FTRL (the root is stored because the update
-/// needs it, which saves a square root per coordinate; the padding aligns coordinates to 32
-/// bytes). `bias` holds the intercept's state.
+/// needs it, which saves a square root per coordinate; the padding and the 32-byte aligned start
+/// of [`AlignedF64s`] keep every coordinate within one cache line). `bias` holds the intercept's
+/// state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawCore")]
 pub(crate) struct LinearCore {
@@ -30,7 +37,7 @@ pub(crate) struct LinearCore {
     stride: usize,
     pub(crate) weights: ScaledWeights,
     pub(crate) intercept: f64,
-    state: Vec<f64>,
+    state: AlignedF64s,
     bias: [f64; 2],
     /// Coordinate updates applied (active entries summed over learned events), which is the work an
     /// event costs; tests use it to show sparse events touch only their entries.
@@ -45,7 +52,7 @@ impl LinearCore {
             stride,
             weights: ScaledWeights::zeros(if stride == 0 { dim } else { 0 }),
             intercept: 0.0,
-            state: vec![0.0; dim * stride],
+            state: AlignedF64s::zeros(dim * stride),
             bias: [0.0; 2],
             updates: 0,
         }
@@ -98,7 +105,7 @@ impl LinearCore {
         }
         self.weights.blend(&other.weights, a, b);
         self.intercept = a * self.intercept + b * other.intercept;
-        for (s, o) in self.state.iter_mut().zip(&other.state) {
+        for (s, o) in self.state.iter_mut().zip(other.state.iter()) {
             *s = a * *s + b * o;
         }
         for (s, o) in self.bias.iter_mut().zip(&other.bias) {
@@ -140,6 +147,29 @@ impl LinearCore {
             }
         }
         (acc, in_range)
+    }
+
+    /// Starts loading the cache lines that an event with `x`'s sparse entries will read and write
+    /// (see [`Learner::prefetch`](crate::Learner::prefetch)). The dense prefix is left to the
+    /// hardware prefetcher, which follows a sequential walk by itself, and so is a table small
+    /// enough to stay cached, where the hints would cost ~5% for nothing.
+    #[inline]
+    pub(crate) fn prefetch(&self, x: &FeatureVec<'_>) {
+        let (table, s) = if self.stride == 0 {
+            (self.weights.values(), 1)
+        } else {
+            (&self.state[..], self.stride)
+        };
+        if table.len() < PREFETCH_MIN_LEN {
+            return;
+        }
+        for &i in x.indices() {
+            let j = i as usize * s;
+            // the state is 32-byte aligned, so one line holds a whole coordinate
+            if let Some(first) = table.get(j) {
+                prefetch_line(first);
+            }
+        }
     }
 
     /// One update of event `t` (1-based) whose loss has derivative `g` in the margin (clipped,
@@ -480,7 +510,7 @@ impl TryFrom<RawCore> for LinearCore {
             stride: r.stride,
             weights: r.weights,
             intercept: r.intercept,
-            state: r.state,
+            state: AlignedF64s::from_vec(r.state),
             bias: r.bias,
             updates: r.updates,
         })

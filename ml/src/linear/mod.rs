@@ -1,6 +1,7 @@
 //! `LinearModel`: linear regression (squared, Huber, epsilon-insensitive), logistic regression and
 //! a linear SVM (hinge), trained by SGD, AdaGrad, Adam or FTRL on dense and sparse input.
 
+mod aligned;
 mod core;
 mod params;
 pub(crate) mod softmax;
@@ -285,6 +286,13 @@ impl Learner for LinearModel {
         self.predict_learn_one(x, y, weight).map(|_| ())
     }
 
+    /// Hints the weights (and optimizer state) of `x`'s sparse entries; see
+    /// [`Learner::prefetch`].
+    #[inline]
+    fn prefetch(&self, x: &FeatureVec<'_>) {
+        self.core.prefetch(x);
+    }
+
     /// Computes the margin once for both the prediction and the update.
     #[inline]
     fn predict_learn_one(&mut self, x: &FeatureVec<'_>, y: f64, weight: f64) -> Result<f64> {
@@ -318,6 +326,8 @@ impl TryFrom<RawLinearModel> for LinearModel {
     }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 pub(crate) mod optimizer_tests;
 #[cfg(test)]

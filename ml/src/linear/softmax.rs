@@ -168,6 +168,15 @@ impl SoftmaxModel {
         self.cores.iter().map(LinearCore::updates).sum()
     }
 
+    /// A hint that `x` will be learned soon: starts loading the weights of its sparse entries in
+    /// every class (see [`Learner::prefetch`](crate::Learner::prefetch)). Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, x: &FeatureVec<'_>) {
+        for core in &self.cores {
+            core.prefetch(x);
+        }
+    }
+
     /// `P(class k | x)` over [`classes`](Self::classes); empty before the first class. Entries
     /// outside the model contribute nothing; a non-finite margin gives the uniform distribution.
     pub fn predict_proba(&self, x: &FeatureVec<'_>) -> Vec<f64> {

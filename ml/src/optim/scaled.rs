@@ -40,6 +40,12 @@ impl ScaledWeights {
         self.scale
     }
 
+    /// The stored `v` (the weights before the scale), to prefetch.
+    #[inline]
+    pub(crate) fn values(&self) -> &[f64] {
+        &self.v
+    }
+
     /// Effective weight of coordinate `j`.
     pub(crate) fn get(&self, j: usize) -> Option<f64> {
         self.v.get(j).map(|v| self.scale * v)
