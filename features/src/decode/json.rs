@@ -230,6 +230,14 @@ mod tests {
     use crate::error::DecodeErrorKind as K;
     use crate::schema::{Field, Schema};
 
+    fn column<T: 'static>(batch: &arrow_array::RecordBatch, i: usize) -> &T {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<T>()
+            .expect("the column has the schema's type")
+    }
+
     fn builder() -> BatchBuilder {
         let schema = Schema::new(vec![
             Field::number("x"),
@@ -268,21 +276,9 @@ mod tests {
         // The fourth has no "x", which is required.
         assert_eq!(refused, [(3, K::MissingField, Some("x".to_owned()))]);
         let batch = b.finish();
-        let x = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let site = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let app = batch
-            .column(3)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
+        let x = column::<Float64Array>(&batch, 0);
+        let site = column::<StringArray>(&batch, 2);
+        let app = column::<StringArray>(&batch, 3);
         assert_eq!(x.values().as_ref(), &[1.0, 2.0, 3.0, 5.0]);
         let apps: Vec<&str> = (0..4).map(|i| app.value(i)).collect();
         assert_eq!(apps, ["a", "b", "c", "e"]);
@@ -303,26 +299,10 @@ mod tests {
             .unwrap();
         let batch = b.finish();
         assert_eq!(batch.num_rows(), 3);
-        let x = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let y = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let site = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let app = batch
-            .column(3)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
+        let x = column::<Float64Array>(&batch, 0);
+        let y = column::<Float64Array>(&batch, 1);
+        let site = column::<StringArray>(&batch, 2);
+        let app = column::<StringArray>(&batch, 3);
         assert_eq!(x.values().as_ref(), &[1.5, 1.0, 7.0]);
         assert!(y.is_null(0));
         assert_eq!(y.value(1), -3.0);
@@ -340,11 +320,7 @@ mod tests {
         let mut b = builder();
         b.push_json(br#"{"\u0078": 2, "app": "a"}"#).unwrap();
         let batch = b.finish();
-        let x = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
+        let x = column::<Float64Array>(&batch, 0);
         assert_eq!(x.value(0), 2.0);
     }
 
