@@ -90,44 +90,22 @@ impl ExactAuc {
         self.pending.clear();
     }
 
-    /// The waiting increments as `(bin, [negatives, positives])`, in bin order.
-    fn pending_by_bin(&self) -> Vec<(usize, [u64; 2])> {
-        let mut sorted = self.pending.clone();
-        sorted.sort_unstable();
-        let mut out: Vec<(usize, [u64; 2])> = Vec::new();
-        for e in sorted {
-            let b = (e >> 1) as usize;
-            match out.last_mut() {
-                Some((last, c)) if *last == b => c[(e & 1) as usize] += 1,
-                _ => {
-                    let mut c = [0, 0];
-                    c[(e & 1) as usize] = 1;
-                    out.push((b, c));
-                }
-            }
-        }
-        out
-    }
-
-    /// `[negatives, positives]` of every occupied bin, waiting increments included, in bin
-    /// order.
-    fn occupied(&self) -> Vec<(usize, [u64; 2])> {
-        let pending = self.pending_by_bin();
-        let mut waiting = pending.iter().peekable();
-        let mut out = Vec::new();
-        for (b, c) in self.counts.iter().enumerate() {
-            let mut c = *c;
-            if let Some((_, extra)) = waiting.next_if(|(pb, _)| *pb == b) {
-                c[0] += extra[0];
-                c[1] += extra[1];
+    /// Calls `f` with `(bin, [negatives, positives])` for every occupied bin in score order,
+    /// the waiting increments included.
+    fn for_each_occupied(&self, mut f: impl FnMut(usize, [u64; 2])) {
+        let mut waiting = self.pending.clone();
+        waiting.sort_unstable();
+        let mut waiting = waiting.into_iter().peekable();
+        for b in 0..BINS {
+            // Before the first flush the table is empty and every count is still waiting.
+            let mut c = self.counts.get(b).copied().unwrap_or([0, 0]);
+            while let Some(e) = waiting.next_if(|e| (e >> 1) as usize == b) {
+                c[(e & 1) as usize] += 1;
             }
             if c[0] + c[1] > 0 {
-                out.push((b, c));
+                f(b, c);
             }
         }
-        // Before the first flush the table is empty and every count is still waiting.
-        out.extend(waiting.copied());
-        out
     }
 
     /// The AUC; 0.5 while a class is missing.
@@ -137,24 +115,18 @@ impl ExactAuc {
         }
         // 2 * (pairs a positive outranks) + tied pairs, bins in ascending score order.
         let (mut good2, mut neg_below) = (0u128, 0u128);
-        let mut tally = |[neg, pos]: [u64; 2]| {
+        self.for_each_occupied(|_, [neg, pos]| {
             good2 += u128::from(pos) * (2 * neg_below + u128::from(neg));
             neg_below += u128::from(neg);
-        };
-        if self.pending.is_empty() {
-            self.counts.iter().for_each(|c| tally(*c));
-        } else {
-            self.occupied().into_iter().for_each(|(_, c)| tally(c));
-        }
+        });
         good2 as f64 / (2.0 * self.n_pos as f64 * self.n_neg as f64)
     }
 
     /// `(score bits, positives, negatives)` of the occupied bins, in score order.
     fn sorted(&self) -> Vec<(u64, u64, u64)> {
-        self.occupied()
-            .into_iter()
-            .map(|(b, c)| ((b as f64 / STEPS).to_bits(), c[1], c[0]))
-            .collect()
+        let mut out = Vec::new();
+        self.for_each_occupied(|b, c| out.push(((b as f64 / STEPS).to_bits(), c[1], c[0])));
+        out
     }
 }
 
