@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::read_ahead::ReadAhead;
 use super::reader::RecordReader;
-use super::{
-    file_size, BuildContext, Chunk, ChunkParts, InputMeter, Location, Metered, Position, Source,
-};
+use super::{BuildContext, Chunk, ChunkParts, InputMeter, Location, Metered, Position, Source};
 use crate::error::{Result, RuntimeError};
 
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -303,8 +301,7 @@ impl FileSource {
                     });
                 }
                 self.index = *index;
-                self.meter
-                    .add_read(self.files[..*index].iter().map(|f| file_size(f)).sum());
+                self.meter.skip_files(&self.files[..*index]);
                 let mut reader = self.open_reader(*index, *offset)?;
                 reader.set_line(*line);
                 self.reader = Some(reader);

@@ -189,11 +189,8 @@ impl Merged {
         let mut heads = Vec::with_capacity(files.len());
         for path in files {
             let sub = BuildContext {
-                builder: cx.builder.fresh(),
-                resume: None,
-                kafka_lag: None,
-                barrier: None,
                 meter: Arc::clone(&cx.meter),
+                ..BuildContext::new(cx.builder.fresh(), None)
             };
             let source: Box<dyn Source> = if Columnar::of(&path).is_some() {
                 Box::new(ColumnarSource::open(vec![path.clone()], sub)?)
@@ -376,13 +373,7 @@ mod tests {
             Field::number("x").required(true),
         ])
         .expect("valid schema");
-        BuildContext {
-            builder: BatchBuilder::new(Arc::new(schema)),
-            resume,
-            kafka_lag: None,
-            barrier: None,
-            meter: Arc::default(),
-        }
+        BuildContext::new(BatchBuilder::new(Arc::new(schema)), resume)
     }
 
     /// Every record handed on, as `x` (or the dead letter's origin), with the chunks' end positions.

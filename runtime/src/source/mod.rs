@@ -182,8 +182,17 @@ impl InputMeter {
 
     /// Adds the sizes of `files` to the total.
     pub(crate) fn add_files(&self, files: &[PathBuf]) {
-        self.add_total(files.iter().map(|f| file_size(f)).sum());
+        self.add_total(total_size(files));
     }
+
+    /// Counts `files` as read: the ones a resumed source has passed already.
+    pub(crate) fn skip_files(&self, files: &[PathBuf]) {
+        self.add_read(total_size(files));
+    }
+}
+
+fn total_size(files: &[PathBuf]) -> u64 {
+    files.iter().map(|f| file_size(f)).sum()
 }
 
 /// A file's size on disk; 0 when it cannot be read (opening it will say why).
@@ -216,6 +225,19 @@ pub struct BuildContext {
     pub barrier: Option<Barrier>,
     /// Where file sources count the bytes they read.
     pub meter: Arc<InputMeter>,
+}
+
+impl BuildContext {
+    /// A context without Kafka lag gauges or a rebalance barrier, with a meter of its own.
+    pub fn new(builder: BatchBuilder, resume: Option<Position>) -> BuildContext {
+        BuildContext {
+            builder,
+            resume,
+            kafka_lag: None,
+            barrier: None,
+            meter: Arc::default(),
+        }
+    }
 }
 
 /// What the user writes under `[source]`.

@@ -431,16 +431,13 @@ mod tests {
     fn open(config: &VideoSourceConfig, resume: Option<u64>) -> Result<VideoSource> {
         VideoSource::open(
             config,
-            BuildContext {
-                builder: builder(&["frame", "time", "motion", "hist_r7"]),
-                resume: resume.map(|records| Position {
+            BuildContext::new(
+                builder(&["frame", "time", "motion", "hist_r7"]),
+                resume.map(|records| Position {
                     records,
                     location: Location::Video,
                 }),
-                kafka_lag: None,
-                barrier: None,
-                meter: std::sync::Arc::default(),
-            },
+            ),
         )
     }
 
