@@ -100,8 +100,6 @@ enum Decoded {
     Batch {
         columns: Vec<Option<ArrayRef>>,
         rows: usize,
-        /// How much of its file has been decoded with this batch (0 to 1).
-        share: f64,
     },
     EndOfFile,
 }
@@ -112,18 +110,20 @@ const DECODED_AHEAD: usize = 2;
 
 /// Decodes (decompresses, casts) the files from `first` on, on its own thread, so that the
 /// Parquet/IPC work overlaps with the source's checks and the trainer's learning. It stops at
-/// the first error, which it hands on, and when the source goes away.
+/// the first error, which it hands on, and when the source goes away. It counts each file's bytes
+/// into `meter` as it decodes them (by rows for Parquet, by batches for IPC).
 fn spawn_decoder(
     files: Vec<PathBuf>,
     first: usize,
     schema: Arc<eddy_features::Schema>,
+    meter: Arc<InputMeter>,
 ) -> Result<std::sync::mpsc::Receiver<Result<Decoded>>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_AHEAD);
     std::thread::Builder::new()
         .name("eddy-decode".into())
         .spawn(move || {
             for path in &files[first..] {
-                let sent = decode_file(path, &schema, &tx);
+                let sent = decode_file(path, &schema, &meter, &tx);
                 if sent.is_err() {
                     return;
                 }
@@ -137,6 +137,7 @@ fn spawn_decoder(
 fn decode_file(
     path: &Path,
     schema: &eddy_features::Schema,
+    meter: &InputMeter,
     tx: &std::sync::mpsc::SyncSender<Result<Decoded>>,
 ) -> std::result::Result<(), ()> {
     let send = |item| tx.send(item).map_err(|_| ());
@@ -147,7 +148,8 @@ fn decode_file(
             return Err(());
         }
     };
-    let mut done = 0u64;
+    let size = file_size(path);
+    let (mut done, mut counted) = (0u64, 0u64);
     for batch in batches {
         let decoded = batch
             .map_err(|e| input_error(path, format!("reading: {e}")))
@@ -158,10 +160,12 @@ fn decode_file(
                     Extent::Batches(batches) => (1, batches),
                 };
                 done += part;
+                let through = (size as f64 * (done as f64 / of.max(1) as f64).min(1.0)) as u64;
+                meter.add_read(through.saturating_sub(counted));
+                counted = counted.max(through);
                 Ok(Decoded::Batch {
                     columns,
                     rows: batch.num_rows(),
-                    share: done as f64 / of.max(1) as f64,
                 })
             });
         let failed = decoded.is_err();
@@ -170,6 +174,7 @@ fn decode_file(
             return Err(());
         }
     }
+    meter.add_read(size.saturating_sub(counted));
     send(Ok(Decoded::EndOfFile))
 }
 
@@ -282,8 +287,6 @@ pub struct ColumnarSource {
     numbers: Vec<Option<f64>>,
     strings: Vec<Option<String>>,
     meter: Arc<InputMeter>,
-    /// Bytes of the current file counted so far.
-    metered_in_file: u64,
 }
 
 impl ColumnarSource {
@@ -300,7 +303,6 @@ impl ColumnarSource {
             numbers: Vec::new(),
             strings: Vec::new(),
             meter: Arc::clone(&cx.meter),
-            metered_in_file: 0,
         };
         cx.meter.add_files(&source.files);
         if let Some(pos) = cx.resume {
@@ -320,9 +322,7 @@ impl ColumnarSource {
                         ));
                     }
                     source.index = index;
-                    source
-                        .meter
-                        .add_read(source.files[..index].iter().map(|f| file_size(f)).sum());
+                    source.meter.skip_files(&source.files[..index]);
                     source.skip_rows(offset)?;
                 }
                 other => {
@@ -360,7 +360,12 @@ impl ColumnarSource {
     fn next_batch(&mut self) -> Result<bool> {
         if self.decoded.is_none() {
             let schema = Arc::clone(self.builder.schema());
-            self.decoded = Some(spawn_decoder(self.files.clone(), self.index, schema)?);
+            self.decoded = Some(spawn_decoder(
+                self.files.clone(),
+                self.index,
+                schema,
+                Arc::clone(&self.meter),
+            )?);
         }
         let received = self
             .decoded
@@ -369,12 +374,7 @@ impl ColumnarSource {
             .recv()
             .map_err(|_| RuntimeError::Internal("the decoding thread stopped".into()))?;
         match received? {
-            Decoded::Batch {
-                columns,
-                rows,
-                share,
-            } => {
-                self.meter_to(share);
+            Decoded::Batch { columns, rows } => {
                 self.current = Some((columns, 0, rows));
                 Ok(true)
             }
@@ -382,16 +382,7 @@ impl ColumnarSource {
         }
     }
 
-    /// Counts the current file as read up to `share` (0 to 1) of its bytes.
-    fn meter_to(&mut self, share: f64) {
-        let size = file_size(&self.files[self.index]);
-        let target = ((size as f64 * share.min(1.0)) as u64).max(self.metered_in_file);
-        self.meter.add_read(target - self.metered_in_file);
-        self.metered_in_file = target;
-    }
-
     fn advance_file(&mut self) {
-        self.meter_to(1.0);
         self.finished = Some(Location::File {
             index: self.index,
             path: self.files[self.index].clone(),
@@ -401,7 +392,6 @@ impl ColumnarSource {
         self.index += 1;
         self.current = None;
         self.row_in_file = 0;
-        self.metered_in_file = 0;
     }
 }
 
@@ -566,13 +556,7 @@ mod tests {
         .expect("schema");
         let mut builder = BatchBuilder::new(Arc::new(schema));
         builder.require_binary(2);
-        BuildContext {
-            builder,
-            resume,
-            kafka_lag: None,
-            barrier: None,
-            meter: Arc::default(),
-        }
+        BuildContext::new(builder, resume)
     }
 
     /// (sequence number, x or the dead letter's kind, tag) of every record, and chunk ends.
@@ -613,8 +597,15 @@ mod tests {
         write(&path);
         let open =
             |resume| ColumnarSource::open(vec![path.clone()], context(resume)).expect("opens");
-        let (all, ends) = drain(&mut open(None), 1000);
+        let mut whole = open(None);
+        let (all, ends) = drain(&mut whole, 1000);
         assert_eq!(all.len(), ROWS);
+        // The decoder counted the whole file as read.
+        let size = std::fs::metadata(&path).expect("written").len();
+        assert_eq!(
+            (whole.meter.read(), whole.meter.total()),
+            (size, Some(size))
+        );
         for (i, (seq, text)) in all.iter().enumerate() {
             assert_eq!(*seq, i as u64);
             let expected = match i {
