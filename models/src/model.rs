@@ -323,10 +323,8 @@ impl TrainedModel {
             // A hashed model's coordinates are cache misses into a table of megabytes: asking
             // for those of a row a few ahead lets them load while this one is learned. (Per-key
             // models are small and found by key, so they go without.)
-            if let (Learners::One(model), Some(ahead)) = (
-                &self.learner,
-                Some(row + eddy_ml::PREFETCH_AHEAD).filter(|&a| a < scratch.len()),
-            ) {
+            let ahead = row + eddy_ml::PREFETCH_AHEAD;
+            if let (Learners::One(model), true) = (&self.learner, ahead < scratch.len()) {
                 let (dense, indices, values) = scratch.row(ahead);
                 model.prefetch(&FeatureVec::new(dense, indices, values));
             }
