@@ -65,6 +65,7 @@ mod config;
 mod decode;
 mod error;
 pub mod frame;
+mod keyed;
 pub mod ops;
 mod schema;
 mod set;
@@ -77,5 +78,6 @@ pub use config::{
 };
 pub use decode::{BatchBuilder, CsvHeader, Fill, MAX_ABS_NUMBER};
 pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
+pub use keyed::KeyedState;
 pub use schema::{Field, FieldType, Schema};
 pub use set::FeatureSet;

@@ -121,6 +121,10 @@ impl FeatureSet {
         &self.operators
     }
 
+    pub(crate) fn operators_mut(&mut self) -> &mut [FeatureOp] {
+        &mut self.operators
+    }
+
     /// Total input coordinates of the learner: the dense width plus every sparse range.
     pub fn dim(&self) -> usize {
         self.dim

@@ -76,6 +76,12 @@ impl<M: Clone> PerKey<M> {
         entry.0 = tick;
         &mut entry.1
     }
+
+    /// Sets `key`'s model (a model handed over from another worker), as the most recently
+    /// used, expiring the least recently used one when full.
+    pub fn insert(&mut self, key: &str, model: M) {
+        *self.get_or_create(key) = model;
+    }
 }
 
 impl<M> PerKey<M> {

@@ -23,6 +23,8 @@ pub enum ModelError {
     },
     #[error("model artifact: {0}")]
     Artifact(String),
+    #[error("handed-over per-key state: {0}")]
+    Incompatible(String),
     #[error("model registry: {0}")]
     Registry(String),
     #[error("{path}: {source}")]

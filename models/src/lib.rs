@@ -29,6 +29,7 @@
 pub mod artifact;
 mod dead_letters;
 mod error;
+mod keyed;
 mod latest;
 mod model;
 pub mod registry;
@@ -38,6 +39,7 @@ mod snapshot;
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
 pub use error::{ModelError, Result};
+pub use keyed::KeyedPart;
 pub use latest::{LatestPrediction, LatestPredictions, LATEST_KEYS};
 pub use model::{prediction_json, LearnerParams, Learners, ModelSpec, RowOutcome, TrainedModel};
 pub use registry::Registry;

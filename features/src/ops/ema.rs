@@ -22,11 +22,11 @@ use crate::schema::{FieldType, Schema};
 #[serde(deny_unknown_fields)]
 pub struct Ema {
     field: String,
-    key: String,
+    pub(crate) key: String,
     half_life: f64,
-    averages: KeyMap<f64>,
+    pub(crate) averages: KeyMap<f64>,
     #[serde(default)]
-    expiry: Option<IdleExpiry>,
+    pub(crate) expiry: Option<IdleExpiry>,
     #[serde(skip)]
     alpha: f64,
     #[serde(skip)]

@@ -24,11 +24,11 @@ pub struct IdleExpiry {
     unit: Option<TimeUnit>,
     idle_expiry_seconds: u64,
     /// Largest event time seen (ms).
-    max_time: Option<i64>,
+    pub(crate) max_time: Option<i64>,
     /// `max_time` at which the next sweep runs.
     next_sweep: Option<i64>,
     /// Newest event time of each key (ms).
-    last_times: KeyMap<i64>,
+    pub(crate) last_times: KeyMap<i64>,
     #[serde(skip)]
     column: usize,
 }

@@ -185,6 +185,16 @@ impl<S> KeyMap<S> {
         state
     }
 
+    /// Sets the state of `key`, replacing any it had.
+    pub(crate) fn insert(&mut self, key: &str, state: S) {
+        let probe = Probe::new(key);
+        let mut state = Some(state);
+        let slot = self.probe_or_insert_with(&probe, || state.take().expect("taken once"));
+        if let Some(state) = state {
+            *slot = state;
+        }
+    }
+
     /// Keeps only the keys for which `keep` is true.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &S) -> bool) {
         self.table.retain(|(k, s)| keep(k.as_str(), s));

@@ -23,11 +23,11 @@ use crate::schema::{FieldType, Schema};
 #[serde(deny_unknown_fields)]
 pub struct Lag {
     field: String,
-    key: String,
+    pub(crate) key: String,
     outputs: Vec<LagOutput>,
-    previous: KeyMap<f64>,
+    pub(crate) previous: KeyMap<f64>,
     #[serde(default)]
-    expiry: Option<IdleExpiry>,
+    pub(crate) expiry: Option<IdleExpiry>,
     #[serde(skip)]
     columns: [usize; 2],
     #[serde(skip)]

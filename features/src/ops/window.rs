@@ -147,10 +147,10 @@ impl KeyWindow {
 pub struct Window {
     config: WindowConfig,
     /// Largest accepted event time (ms).
-    max_time: Option<i64>,
+    pub(crate) max_time: Option<i64>,
     /// Watermark at which the next expiry sweep runs.
     next_sweep: Option<i64>,
-    keys: KeyMap<KeyWindow>,
+    pub(crate) keys: KeyMap<KeyWindow>,
     #[serde(skip)]
     columns: [usize; 3],
     #[serde(skip)]
