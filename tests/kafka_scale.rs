@@ -179,3 +179,212 @@ fn a_killed_worker_s_partitions_are_taken_over_with_nothing_lost() -> Result<()>
     assert!(a_done + b_done >= 2 * HALF, "A {a_done} + B {b_done}");
     Ok(())
 }
+
+/// 16 keys, key `k{j}` always on partition `j % 4`; `x` a seeded walk per key, `y` whether it
+/// went up.
+fn keyed_messages(n: usize) -> Vec<common::kafka::Outgoing> {
+    let mut level = [0.0f64; 16];
+    (0..n)
+        .map(|i| {
+            let j = i % 16;
+            let step = (((i as u64).wrapping_mul(2_654_435_761) >> 11) % 1000) as f64 / 500.0 - 1.0;
+            level[j] += step;
+            let payload = format!(
+                r#"{{"k": "k{j}", "x": {:.6}, "y": {}}}"#,
+                level[j],
+                u8::from(step > 0.0)
+            );
+            (
+                (j % 4) as i32,
+                Some(format!("k{j}")),
+                payload.into_bytes(),
+                common::kafka::BASE_MS + i as i64,
+            )
+        })
+        .collect()
+}
+
+fn keyed_pipeline(
+    dir: &Path,
+    broker: &Broker,
+    group: &str,
+    shared: Option<&Path>,
+) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join("p.toml");
+    let shared = shared.map_or(String::new(), |s| {
+        format!("shared_dir = \"{}\"", s.display())
+    });
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "events"
+group = "{group}"
+batch_size = 200
+idle_timeout_seconds = 12
+
+[source.properties]
+"session.timeout.ms" = "6000"
+"topic.metadata.refresh.interval.ms" = "1000"
+
+[[features]]
+type = "clip"
+fields = ["x"]
+min = -50.0
+max = 50.0
+
+[[features]]
+type = "lag"
+field = "x"
+key = "k"
+outputs = ["previous", "difference"]
+
+[[features]]
+type = "ema"
+field = "x"
+key = "k"
+half_life = 5
+
+[model]
+type = "logistic"
+target = "y"
+key_field = "k"
+per_key = true
+
+[checkpoint]
+dir = "{ckpt}"
+interval_events = 500
+{shared}
+
+[serve]
+enabled = false
+"#,
+            brokers = broker.address(),
+            ckpt = dir.join("ckpt").display(),
+        ),
+    )?;
+    Ok(file)
+}
+
+/// Per key: the lag's previous value, the average, and the key's model.
+type KeyedView =
+    std::collections::BTreeMap<String, (Option<u64>, Option<u64>, Option<eddy_ml::AnyModel>)>;
+
+fn keyed_view(model: &eddy_models::TrainedModel) -> KeyedView {
+    use eddy_features::ops::FeatureOp;
+    let mut view = KeyedView::new();
+    for op in model.features.operators() {
+        match op {
+            FeatureOp::Lag(l) => {
+                for (k, v) in l.state().iter() {
+                    view.entry(k.to_owned()).or_default().0 = Some(v.to_bits());
+                }
+            }
+            FeatureOp::Ema(e) => {
+                for (k, v) in e.state().iter() {
+                    view.entry(k.to_owned()).or_default().1 = Some(v.to_bits());
+                }
+            }
+            _ => {}
+        }
+    }
+    if let eddy_models::Learners::PerKey(models) = &model.learner {
+        for (k, m) in models.iter() {
+            view.entry(k.to_owned()).or_default().2 = Some(m.clone());
+        }
+    }
+    view
+}
+
+#[test]
+fn keyed_state_moves_with_its_partition_through_a_rebalance_and_a_kill() -> Result<()> {
+    const EVENTS: usize = 18_000;
+    let broker = Broker::start()?;
+    broker.create_topic("events", PARTITIONS)?;
+    let root = tempfile::tempdir()?;
+    let shared = root.path().join("shared");
+    let spawn = |name: &str| -> Result<Running> {
+        let dir = root.path().join(name);
+        let p = keyed_pipeline(&dir, &broker, "moving", Some(&shared))?;
+        Running::spawn(
+            eddy()
+                .env(
+                    "EDDY_LOG",
+                    "warn,eddy_runtime::source=info,eddy_runtime::handover=info",
+                )
+                .args(["run", "--quiet"])
+                .arg(&p)
+                .arg("--summary-json")
+                .arg(dir.join("summary.json")),
+        )
+    };
+    let data = keyed_messages(EVENTS);
+    let third = EVENTS / 3;
+
+    // A alone learns the first third.
+    let mut a = spawn("a")?;
+    wait_for_partitions(&mut a, 4)?;
+    broker.produce("events", &data[..third])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latest_events(&root.path().join("a")) < third as u64 - 500 {
+        assert!(
+            Instant::now() < deadline,
+            "worker A never checkpointed the first third"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // B joins: two partitions, with their keys' state, move from A to B.
+    let mut b = spawn("b")?;
+    wait_for_partitions(&mut b, 2)?;
+    wait_for_partitions(&mut a, 2)?;
+    broker.produce("events", &data[third..2 * third])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latest_events(&root.path().join("b")) == 0 {
+        assert!(Instant::now() < deadline, "worker B never checkpointed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A dies without a word; B takes its partitions from A's last checkpoint.
+    a.signal(libc::SIGKILL);
+    a.wait(Duration::from_secs(10))?;
+    wait_for_partitions(&mut b, 4)?;
+    broker.produce("events", &data[2 * third..])?;
+    let status = b.wait(Duration::from_secs(120))?;
+    assert!(status.success(), "{}", b.seen.join("\n"));
+    let took_over = b
+        .seen
+        .iter()
+        .filter(|l| l.contains("took over the keyed state of a partition"))
+        .count();
+    assert!(
+        took_over >= 4,
+        "B took over {took_over} partitions:\n{}",
+        b.seen.join("\n")
+    );
+
+    // One worker over the whole topic, without any hand-over.
+    let single = root.path().join("single");
+    let p = keyed_pipeline(&single, &broker, "single-keyed", None)?;
+    run_to_end(&p, &single.join("summary.json"))?;
+
+    let reference = keyed_view(&latest_checkpoint(&single.join("ckpt"))?.model);
+    let moved = keyed_view(&latest_checkpoint(&root.path().join("b/ckpt"))?.model);
+    assert_eq!(reference.len(), 16);
+    for (key, expected) in &reference {
+        let got = moved.get(key);
+        assert!(got.is_some(), "B lacks key {key}");
+        assert!(
+            got == Some(expected),
+            "key {key}: B's state differs from one worker's (lag {:?} / {:?}, ema {:?} / {:?})",
+            got.and_then(|g| g.0),
+            expected.0,
+            got.and_then(|g| g.1),
+            expected.1
+        );
+    }
+    assert_eq!(moved.len(), 16);
+    Ok(())
+}

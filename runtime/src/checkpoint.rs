@@ -46,6 +46,9 @@ pub struct Checkpoint {
     #[serde(default)]
     pub events_base: u64,
     pub model: TrainedModel,
+    /// With `checkpoint.shared_dir`: which partitions' keyed state this worker holds.
+    #[serde(default)]
+    pub handover: Option<crate::handover::HandoverState>,
 }
 
 /// Loads a checkpoint from a file or the newest in a directory.
@@ -111,25 +114,9 @@ impl CheckpointStore {
         let n = existing.last().map_or(1, |(n, _)| n + 1);
         let payload = rmp_serde::to_vec_named(checkpoint)
             .map_err(|e| RuntimeError::Internal(format!("encoding a checkpoint: {e}")))?;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-
         let path = self.dir.join(format!("{PREFIX}{n:010}{SUFFIX}"));
         let tmp = self.dir.join(format!(".{PREFIX}{n:010}.tmp"));
-        let mut file = File::create(&tmp).map_err(|e| RuntimeError::io("creating", &tmp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| RuntimeError::io("writing", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| RuntimeError::io("syncing", &tmp, e))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| RuntimeError::io("renaming", &tmp, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| RuntimeError::io("syncing directory", &self.dir, e))?;
+        write_framed(MAGIC, &payload, &tmp, &path)?;
 
         let total = existing.len() + 1;
         for (_, old) in existing.iter().take(total.saturating_sub(self.keep)) {
@@ -162,6 +149,39 @@ impl CheckpointStore {
 
 /// Reads and verifies one checkpoint file.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let bytes = read_framed(MAGIC, "an eddy checkpoint", path)?;
+    rmp_serde::from_slice(&bytes).map_err(|e| RuntimeError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("decoding: {e}"),
+    })
+}
+
+/// Writes `magic`, the format version, the payload's length and checksum, then the payload,
+/// to `tmp`; fsyncs it, renames it to `path` and fsyncs the directory: a crash leaves either
+/// the old file or the whole new one.
+pub(crate) fn write_framed(magic: &[u8; 8], payload: &[u8], tmp: &Path, path: &Path) -> Result<()> {
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&xxh3_64(payload).to_le_bytes());
+    bytes.extend_from_slice(payload);
+    let mut file = File::create(tmp).map_err(|e| RuntimeError::io("creating", tmp, e))?;
+    file.write_all(&bytes)
+        .map_err(|e| RuntimeError::io("writing", tmp, e))?;
+    file.sync_all()
+        .map_err(|e| RuntimeError::io("syncing", tmp, e))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(|e| RuntimeError::io("renaming", tmp, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| RuntimeError::io("syncing directory", dir, e))
+}
+
+/// Reads a file written by [`write_framed`] with `magic` and returns its payload, after
+/// checking the magic, version, length and checksum. `what` names the kind in errors.
+pub(crate) fn read_framed(magic: &[u8; 8], what: &str, path: &Path) -> Result<Vec<u8>> {
     let fail = |message: String| RuntimeError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -170,10 +190,8 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| RuntimeError::io("reading", path, e))?;
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err(fail(
-            "not an eddy checkpoint (bad magic or too short)".into(),
-        ));
+    if bytes.len() < HEADER_LEN || &bytes[..8] != magic {
+        return Err(fail(format!("not {what} (bad magic or too short)")));
     }
     let word = |at: usize, len: usize| -> u64 {
         let mut buf = [0u8; 8];
@@ -198,7 +216,8 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     if xxh3_64(payload) != sum {
         return Err(fail("checksum mismatch: the file is corrupt".into()));
     }
-    rmp_serde::from_slice(payload).map_err(|e| fail(format!("decoding: {e}")))
+    bytes.drain(..HEADER_LEN);
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -229,6 +248,7 @@ mod tests {
                 dead_lettered: 0,
             },
             events_base: 0,
+            handover: None,
             model: TrainedModel::new(
                 &spec,
                 &eddy_models::LearnerParams::Linear(params.clone()),

@@ -56,6 +56,11 @@ pub struct CheckpointConfig {
     /// How many checkpoint files to keep.
     #[serde(default = "default_keep")]
     pub keep: usize,
+    /// Kafka: a directory all workers of the group share, where each checkpoint also writes
+    /// the keyed state of every partition the worker holds, so that state moves with its
+    /// partition in a rebalance (see `docs/kafka.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_dir: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -203,6 +208,13 @@ impl PipelineConfig {
             }
             if c.keep == 0 {
                 problems.push("checkpoint.keep: must be >= 1, got 0".into());
+            }
+            let kafka = matches!(self.source, SourceConfig::Kafka(_));
+            if c.shared_dir.is_some() && !kafka {
+                problems.push(
+                    "checkpoint.shared_dir: only a Kafka source hands partitions over; remove it"
+                        .into(),
+                );
             }
         }
         if self.serve.max_body_bytes == 0 {

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod export;
+mod handover;
 pub mod metrics;
 mod model_config;
 pub mod pipeline;

@@ -20,11 +20,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::checkpoint::{CheckpointStore, Counters};
-use crate::config::ValidConfig;
+use crate::config::{CheckpointConfig, ValidConfig};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::PipelineMetrics;
 use crate::sink::SinkConfig;
-use crate::source::BuildContext;
+use crate::source::{BuildContext, SourceConfig};
 use crate::trainer::{CheckpointPolicy, Message, ProgressFn, Trainer};
 
 /// Chunks in flight between the source and the trainer.
@@ -168,6 +168,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         }
         _ => None,
     };
+    let restored_handover = restored.as_ref().and_then(|(_, c)| c.handover.clone());
     let resumed_from = restored
         .as_ref()
         .map(|(_, c)| c.counters.events)
@@ -204,20 +205,13 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     metrics.events_learned.inc_by(counters.learned);
 
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
-    let barrier_tx = tx.clone();
-    let barrier: crate::source::Barrier = Arc::new(move || {
-        let (ack, acked) = std::sync::mpsc::sync_channel(1);
-        // Fails only when the trainer has stopped, and then there is nothing to wait for.
-        if barrier_tx.blocking_send(Message::Barrier(ack)).is_ok() {
-            let _ = acked.recv();
-        }
-    });
+    let rebalance = Arc::new(TrainerRebalance { tx: tx.clone() });
     let meter = Arc::new(crate::source::InputMeter::default());
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
         resume: position.clone(),
         kafka_lag: Some(metrics.kafka_lag.clone()),
-        barrier: Some(barrier),
+        rebalance: Some(rebalance),
         meter: Arc::clone(&meter),
     })?;
     let committer = source.committer();
@@ -316,6 +310,23 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         .as_ref()
         .map(|c| crate::sync::ModelSync::open(c, &model))
         .transpose()?;
+    let handover = match (&config.checkpoint, &config.source) {
+        (
+            Some(CheckpointConfig {
+                shared_dir: Some(dir),
+                ..
+            }),
+            SourceConfig::Kafka(k),
+        ) => Some(crate::handover::Handover::open(
+            dir,
+            &k.group,
+            &k.topic,
+            &spec,
+            &model,
+            restored_handover,
+        )?),
+        _ => None,
+    };
     let mut trainer = Trainer {
         spec: Arc::clone(&spec),
         fingerprint: valid.fingerprint,
@@ -328,6 +339,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         predictions,
         dead_letters,
         committer,
+        handover,
         sync,
         checkpoints,
         export,
@@ -388,11 +400,18 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             let outcome = match message {
                 Message::Chunk(chunk) => chunk.and_then(|chunk| trainer.process(chunk)),
                 Message::Learn(request) => trainer.learn_request(request),
-                Message::Barrier(ack) => {
-                    let done = trainer.barrier();
-                    let _ = ack.send(());
-                    done
+                Message::Revoke { partitions, done } => {
+                    let outcome = trainer.revoke(&partitions);
+                    let _ = done.send(());
+                    outcome
                 }
+                Message::Assign {
+                    partitions,
+                    assigned,
+                    starts,
+                } => trainer
+                    .assign(&partitions, &assigned)
+                    .map(|s| drop(starts.send(s))),
                 Message::End => break,
             };
             if let Err(e) = outcome {
@@ -458,4 +477,39 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         stopped_early: stop.is_stopped(),
         curve: trainer.curve.clone(),
     })
+}
+
+/// The trainer's side of a Kafka rebalance: each call goes through the trainer's channel, after
+/// every chunk sent before it, and waits for the answer.
+struct TrainerRebalance {
+    tx: mpsc::Sender<Message>,
+}
+
+impl crate::source::Rebalance for TrainerRebalance {
+    fn revoke(&self, partitions: &[i32]) {
+        let (done, finished) = std::sync::mpsc::sync_channel(1);
+        let partitions = partitions.to_vec();
+        // Fails only when the trainer has stopped, and then there is nothing to wait for.
+        if self
+            .tx
+            .blocking_send(Message::Revoke { partitions, done })
+            .is_ok()
+        {
+            let _ = finished.recv();
+        }
+    }
+
+    fn assign(&self, partitions: &[i32], assigned: &[i32]) -> Vec<(i32, i64)> {
+        let (starts, answer) = std::sync::mpsc::sync_channel(1);
+        let message = Message::Assign {
+            partitions: partitions.to_vec(),
+            assigned: assigned.to_vec(),
+            starts,
+        };
+        if self.tx.blocking_send(message).is_err() {
+            return Vec::new();
+        }
+        // No answer: the trainer failed (it reports why) and the run is ending.
+        answer.recv().unwrap_or_default()
+    }
 }

@@ -47,6 +47,7 @@ pub fn demo(
             interval_events: None,
             interval_seconds: Some(5.0),
             keep: 3,
+            shared_dir: None,
         }),
         serve: ServeConfig {
             address,
@@ -81,6 +82,7 @@ pub fn bench(input: &Path, checkpoint_dir: &Path, batch_size: usize) -> Pipeline
             interval_events: Some(1_000_000),
             interval_seconds: None,
             keep: 2,
+            shared_dir: None,
         }),
         serve: ServeConfig {
             enabled: false,

@@ -231,6 +231,7 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
             interval_events: None,
             interval_seconds: None,
             keep: 3,
+            shared_dir: None,
         }),
         serve: match options.serve {
             Some(address) => ServeConfig {

@@ -52,8 +52,19 @@ pub(crate) enum Message {
     Chunk(Result<Chunk>),
     /// Labelled events sent over HTTP (`POST /v1/models/{name}/learn`).
     Learn(LearnRequest),
-    /// The source gives up partitions: checkpoint and commit, then acknowledge.
-    Barrier(std::sync::mpsc::SyncSender<()>),
+    /// The source gives up partitions: checkpoint and commit, hand their keyed state over,
+    /// then acknowledge.
+    Revoke {
+        partitions: Vec<i32>,
+        done: std::sync::mpsc::SyncSender<()>,
+    },
+    /// The source gained partitions (`assigned` is the whole assignment now): take their
+    /// keyed state over and answer the offsets they must start at.
+    Assign {
+        partitions: Vec<i32>,
+        assigned: Vec<i32>,
+        starts: std::sync::mpsc::SyncSender<Vec<(i32, i64)>>,
+    },
     /// The source has ended.
     End,
 }
@@ -106,6 +117,8 @@ pub(crate) struct Trainer {
     pub(crate) dead_letters: Option<LineSink>,
     /// Told each durable checkpoint's position (Kafka: commits the offsets to the group).
     pub(crate) committer: Option<crate::source::Committer>,
+    /// Keyed state that moves with its partition, when `checkpoint.shared_dir` is set.
+    pub(crate) handover: Option<crate::handover::Handover>,
     /// Model averaging with the other workers, when `[sync]` is set.
     pub(crate) sync: Option<crate::sync::ModelSync>,
     pub(crate) checkpoints: Option<CheckpointPolicy>,
@@ -220,6 +233,9 @@ impl Trainer {
     }
 
     fn learn(&mut self, chunk: &Chunk) -> Result<()> {
+        if let Some(handover) = self.handover.as_mut() {
+            handover.note(&chunk.batch, &chunk.origins);
+        }
         let keys = self.spec.key_index().and_then(|i| {
             chunk
                 .batch
@@ -367,11 +383,15 @@ impl Trainer {
         Ok(())
     }
 
-    /// Everything handled so far made durable and committed (a rebalance is about to move
-    /// partitions away).
-    pub(crate) fn barrier(&mut self) -> Result<()> {
+    /// Everything handled so far made durable and committed, and the keyed state of
+    /// `partitions` handed over (a rebalance is about to move them away).
+    pub(crate) fn revoke(&mut self, partitions: &[i32]) -> Result<()> {
         if self.checkpoints.is_some() {
-            self.checkpoint()
+            self.checkpoint()?;
+            if let Some(handover) = self.handover.as_mut() {
+                handover.release(&self.spec, &mut self.model, partitions);
+            }
+            Ok(())
         } else {
             if let Some(sink) = self.predictions.as_mut() {
                 sink.commit()?;
@@ -383,7 +403,20 @@ impl Trainer {
         }
     }
 
-    /// Makes the sinks durable, then writes a checkpoint that points at their lengths.
+    /// Takes the keyed state of newly assigned partitions over; the offsets they start at.
+    pub(crate) fn assign(
+        &mut self,
+        partitions: &[i32],
+        assigned: &[i32],
+    ) -> Result<Vec<(i32, i64)>> {
+        match self.handover.as_mut() {
+            Some(handover) => handover.adopt(&self.spec, &mut self.model, partitions, assigned),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Makes the sinks durable, then writes a checkpoint that points at their lengths (and,
+    /// with a shared directory, the files of the partitions held).
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
         let Some(policy) = &self.checkpoints else {
             return Ok(());
@@ -409,8 +442,12 @@ impl Trainer {
             counters: self.counters,
             events_base: self.events_base,
             model: self.model.clone(),
+            handover: self.handover.as_ref().map(|h| h.state()),
         };
         let path = policy.store.write(&checkpoint)?;
+        if let Some(handover) = self.handover.as_mut() {
+            handover.publish(&self.spec, &self.model, &self.position)?;
+        }
         if let Some(commit) = self.committer.as_mut() {
             commit(&self.position);
         }

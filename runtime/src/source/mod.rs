@@ -101,9 +101,18 @@ fn serialize_arc_str<S: serde::Serializer>(
 /// Commits a durable checkpoint's position back to the source (Kafka offsets to the group).
 pub type Committer = Box<dyn FnMut(&Position) + Send>;
 
-/// Blocks until the trainer has handled every chunk handed to it so far, checkpointed and
-/// committed: a Kafka source calls it before giving up partitions in a rebalance.
-pub type Barrier = Arc<dyn Fn() + Send + Sync>;
+/// How a Kafka source tells the trainer that partitions move. Each call blocks until the
+/// trainer has handled every chunk handed to it before the call.
+pub trait Rebalance: Send + Sync {
+    /// Partitions are about to go to another worker: checkpoint and commit what was learned,
+    /// and hand the partitions' keyed state over.
+    fn revoke(&self, partitions: &[i32]);
+
+    /// Partitions arrived (`assigned` is the whole assignment now): take their keyed state
+    /// over. Returns the offsets that some of them must start at, because the state taken over
+    /// holds the events before them.
+    fn assign(&self, partitions: &[i32], assigned: &[i32]) -> Vec<(i32, i64)>;
+}
 
 /// A record that could not be used, with enough context to find and fix it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -222,19 +231,20 @@ pub struct BuildContext {
     pub resume: Option<Position>,
     /// Consumer lag gauges, for sources that have a lag.
     pub kafka_lag: Option<LagGauges>,
-    pub barrier: Option<Barrier>,
+    /// Told when Kafka partitions move (the trainer's side of a rebalance).
+    pub rebalance: Option<Arc<dyn Rebalance>>,
     /// Where file sources count the bytes they read.
     pub meter: Arc<InputMeter>,
 }
 
 impl BuildContext {
-    /// A context without Kafka lag gauges or a rebalance barrier, with a meter of its own.
+    /// A context without Kafka lag gauges or rebalance calls, with a meter of its own.
     pub fn new(builder: BatchBuilder, resume: Option<Position>) -> BuildContext {
         BuildContext {
             builder,
             resume,
             kafka_lag: None,
-            barrier: None,
+            rebalance: None,
             meter: Arc::default(),
         }
     }

@@ -52,6 +52,9 @@ pub type LagGauges = Family<PartitionLabels, Gauge>;
 struct Shared {
     /// Checkpointed next offsets, by partition: where an assigned partition resumes.
     resume: Mutex<HashMap<i32, i64>>,
+    /// Offsets that newly assigned partitions start at exactly, because the keyed state taken
+    /// over with them holds the events before; the source moves its own position there too.
+    starts: Mutex<Vec<(i32, i64)>>,
     /// Partitions currently assigned, and a counter bumped at each change.
     assigned: Mutex<BTreeSet<i32>>,
     generation: AtomicU64,
@@ -66,8 +69,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Context {
     shared: Arc<Shared>,
     topic: String,
-    /// Makes everything emitted so far durable and committed before partitions go.
-    barrier: Option<super::Barrier>,
+    /// The trainer's side of a rebalance: checkpoint before partitions go, take their keyed
+    /// state over when they come.
+    rebalance: Option<Arc<dyn super::Rebalance>>,
 }
 
 impl ClientContext for Context {
@@ -121,7 +125,19 @@ impl ConsumerContext for Context {
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.start_offsets(consumer, tpl);
+                let mut now: BTreeSet<i32> = if cooperative {
+                    lock(&self.shared.assigned).clone()
+                } else {
+                    BTreeSet::new()
+                };
+                now.extend(&partitions);
+                let now: Vec<i32> = now.into_iter().collect();
+                let starts = match &self.rebalance {
+                    Some(r) => r.assign(&partitions, &now),
+                    None => Vec::new(),
+                };
+                self.start_offsets(consumer, tpl, &starts);
+                lock(&self.shared.starts).extend(starts);
                 let result = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -140,8 +156,8 @@ impl ConsumerContext for Context {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Before the partitions go to another worker: checkpoint what was learned from
                 // them and commit its offsets, so the new owner starts exactly there.
-                if let Some(barrier) = &self.barrier {
-                    barrier();
+                if let Some(r) = &self.rebalance {
+                    r.revoke(&partitions);
                 }
                 let result = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -168,9 +184,21 @@ impl ConsumerContext for Context {
 }
 
 impl Context {
-    /// Sets each assigned partition's start: the later of the group's committed offset and
-    /// this worker's checkpointed one (another worker may have owned the partition since).
-    fn start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+    /// Sets each assigned partition's start: where its handed-over keyed state says
+    /// (`starts`), or else the later of the group's committed offset and this worker's
+    /// checkpointed one (another worker may have owned the partition since).
+    fn start_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        starts: &[(i32, i64)],
+    ) {
+        for &(partition, start) in starts {
+            if let Err(e) = tpl.set_partition_offset(&self.topic, partition, Offset::Offset(start))
+            {
+                tracing::warn!(target: "kafka", error = %e, partition, "setting a start offset");
+            }
+        }
         let resume = lock(&self.shared.resume).clone();
         if resume.is_empty() {
             return;
@@ -185,6 +213,9 @@ impl Context {
             .map(|e| e.partition())
             .collect::<Vec<_>>()
         {
+            if starts.iter().any(|&(p, _)| p == partition) {
+                continue;
+            }
             let Some(&ours) = resume.get(&partition) else {
                 continue;
             };
@@ -311,7 +342,7 @@ impl KafkaSource {
         let context = Context {
             shared: Arc::clone(&shared),
             topic: config.topic.clone(),
-            barrier: cx.barrier.clone(),
+            rebalance: cx.rebalance.clone(),
         };
         let consumer: BaseConsumer<Context> = client
             .create_with_context(context)
@@ -422,6 +453,10 @@ impl KafkaSource {
         // The idle clock starts when partitions are first (or newly) assigned: joining a group
         // takes a few seconds and is not idleness.
         self.last_message = Instant::now();
+        // Partitions taken over with keyed state start where that state ends.
+        for (partition, start) in lock(&self.shared.starts).drain(..) {
+            self.next.insert(partition, start);
+        }
         let assigned = lock(&self.shared.assigned).clone();
         // Revoked partitions: what was buffered and not emitted is the new owner's to read.
         self.partitions.retain(|p, _| assigned.contains(p));
@@ -629,7 +664,7 @@ impl Source for KafkaSource {
             }
             self.report_lag();
             // Hand the records on before polling again: rebalance callbacks run inside poll,
-            // and by then every emitted record must have reached the trainer (see `Barrier`).
+            // and by then every emitted record must have reached the trainer (see `Rebalance`).
             if parts.records() > 0 {
                 break;
             }
