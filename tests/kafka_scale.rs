@@ -64,7 +64,7 @@ fn two_workers_split_the_partitions_and_average_into_one_model() -> Result<()> {
     }
     let root = tempfile::tempdir()?;
     let sync = format!(
-        "\n[sync]\nbrokers = \"{}\"\ntopic = \"sync\"\nevery_events = 500\n",
+        "\n[sync]\nbrokers = \"{}\"\ntopic = \"sync\"\nevery_events = 500\nevery_ms = 100\n",
         broker.address()
     );
     // Both workers join before any data exists, so the data is split between them.

@@ -1,6 +1,7 @@
-//! One model across workers: each worker learns from its own partitions and, every
-//! `every_events` events it learned, publishes to a Kafka topic and merges what its peers
-//! published since. Two ways to merge (`merge`):
+//! One model across workers: each worker learns from its own partitions and, at each sync point
+//! (every `every_events` events it learned, or every `every_ms` milliseconds, whichever comes
+//! first), publishes to a Kafka topic and merges what its peers published since. Two ways to
+//! merge (`merge`):
 //!
 //! - `deltas` (default): a worker publishes the change its own learning made since its last sync
 //!   point, and adds the changes of its peers to its model. Every event's update reaches every
@@ -17,15 +18,17 @@
 //!   models) and the standard scalers' running moments (always averaged). Other feature state
 //!   (vocabularies, windows, per-key state) and the progressive metrics stay each worker's own.
 //! - Staleness: a peer's parameters are merged at this worker's next sync point after they
-//!   arrive, so they are at most `every_events` of the peer's events plus one of this worker's
-//!   intervals (and the topic's transit time) old. Workers converge on one model as long as they
+//!   arrive, so they are at most one of the peer's intervals (`every_events` of its events or
+//!   `every_ms`) plus one of this worker's intervals (and the topic's transit time) old. With
+//!   `every_ms`, a worker whose partitions are quiet still merges its peers on time (its
+//!   trainer wakes at least every 200 ms), and publishes only when it learned something. Workers converge on one model as long as they
 //!   keep syncing; a worker that stops publishing simply stops being averaged in.
 //! - Recovery: a checkpoint holds the worker's averaged model; after a crash it resumes from
 //!   there and is pulled back to its peers at the next sync points. Bit-identical recovery is a
 //!   property of single workers; averaging depends on timing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eddy_features::FeatureSet;
 use eddy_models::{Learners, TrainedModel};
@@ -46,9 +49,13 @@ use crate::source::assign_whole_topic;
 pub struct SyncConfig {
     pub brokers: String,
     pub topic: String,
-    /// Publish and merge every this many events learned by this worker.
-    #[serde(default = "default_every_events")]
-    pub every_events: u64,
+    /// Publish and merge every this many events learned by this worker (10,000 when neither
+    /// interval is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_events: Option<u64>,
+    /// Publish and merge every this many milliseconds, whatever the rate of events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
     #[serde(default)]
     pub merge: MergeMode,
     /// Passed to librdkafka as they are (security settings).
@@ -64,9 +71,7 @@ pub enum MergeMode {
     Average,
 }
 
-fn default_every_events() -> u64 {
-    10_000
-}
+const DEFAULT_EVERY_EVENTS: u64 = 10_000;
 
 impl SyncConfig {
     pub(crate) fn validate(&self, model: &crate::config::ModelConfig) -> Vec<String> {
@@ -77,8 +82,11 @@ impl SyncConfig {
         if self.topic.trim().is_empty() {
             problems.push("sync.topic: empty".into());
         }
-        if self.every_events == 0 {
+        if self.every_events == Some(0) {
             problems.push("sync.every_events: must be >= 1, got 0".into());
+        }
+        if self.every_ms == Some(0) {
+            problems.push("sync.every_ms: must be >= 1, got 0".into());
         }
         use crate::config::ModelKind;
         if !matches!(
@@ -119,7 +127,8 @@ pub(crate) struct ModelSync {
     /// Deltas: the learner as it was at the last sync point.
     base: Learners,
     topic: String,
-    every_events: u64,
+    interval: Interval,
+    last: Instant,
     producer: BaseProducer,
     consumer: BaseConsumer,
     /// Events learned since the last sync point.
@@ -165,13 +174,15 @@ impl ModelSync {
             )));
         }
         let worker = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-        tracing::info!(worker, topic = %config.topic, every_events = config.every_events, "averaging the model with peers");
+        let interval = Interval::of(config);
+        tracing::info!(worker, topic = %config.topic, every_events = ?interval.events, every_ms = ?interval.ms, "averaging the model with peers");
         Ok(ModelSync {
             worker,
             mode: config.merge,
             base: model.learner.clone(),
             topic: config.topic.clone(),
-            every_events: config.every_events,
+            interval,
+            last: Instant::now(),
             producer,
             consumer,
             since: 0,
@@ -186,20 +197,23 @@ impl ModelSync {
     pub(crate) fn after_learning(&mut self, model: &mut TrainedModel, learned: u64) -> Result<()> {
         self.drain();
         self.since += learned;
-        if self.since < self.every_events {
+        if !self.interval.due(self.since, self.last.elapsed()) {
             return Ok(());
         }
         let weight = self.since as f64;
         self.since = 0;
-        let published = match self.mode {
-            MergeMode::Average => model.learner.clone(),
-            MergeMode::Deltas => {
-                let mut delta = model.learner.clone();
-                combine(&mut delta, &self.base, 1.0, -1.0)?;
-                delta
-            }
-        };
-        self.publish(&model.features, &published, weight)?;
+        self.last = Instant::now();
+        if weight > 0.0 {
+            let published = match self.mode {
+                MergeMode::Average => model.learner.clone(),
+                MergeMode::Deltas => {
+                    let mut delta = model.learner.clone();
+                    combine(&mut delta, &self.base, 1.0, -1.0)?;
+                    delta
+                }
+            };
+            self.publish(&model.features, &published, weight)?;
+        }
         let mut total = weight;
         for (peer, incoming) in std::mem::take(&mut self.pending) {
             if incoming.weight <= 0.0 {
@@ -297,6 +311,34 @@ impl ModelSync {
     }
 }
 
+/// When sync points fall.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Interval {
+    events: Option<u64>,
+    ms: Option<u64>,
+}
+
+impl Interval {
+    fn of(config: &SyncConfig) -> Interval {
+        let events = match (config.every_events, config.every_ms) {
+            (None, None) => Some(DEFAULT_EVERY_EVENTS),
+            (events, _) => events,
+        };
+        Interval {
+            events,
+            ms: config.every_ms,
+        }
+    }
+
+    /// A sync point is due after `learned` events and `elapsed` time since the last one.
+    fn due(&self, learned: u64, elapsed: Duration) -> bool {
+        self.events.is_some_and(|n| learned >= n)
+            || self
+                .ms
+                .is_some_and(|ms| elapsed >= Duration::from_millis(ms))
+    }
+}
+
 /// `mine = a * mine + b * theirs` for single models.
 fn combine(mine: &mut Learners, theirs: &Learners, a: f64, b: f64) -> Result<()> {
     match (mine, theirs) {
@@ -304,5 +346,37 @@ fn combine(mine: &mut Learners, theirs: &Learners, a: f64, b: f64) -> Result<()>
         _ => Err(RuntimeError::Internal(
             "sync merges single models only (checked by the config)".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> SyncConfig {
+        toml::from_str(&format!("brokers = \"b\"\ntopic = \"t\"\n{toml_text}")).expect("config")
+    }
+
+    #[test]
+    fn sync_points_fall_by_events_by_time_or_by_whichever_comes_first() {
+        let ms = Duration::from_millis;
+        let default = Interval::of(&config(""));
+        assert!(!default.due(9_999, ms(3_600_000)), "events only by default");
+        assert!(default.due(10_000, ms(0)));
+        let timed = Interval::of(&config("every_ms = 250"));
+        assert!(
+            !timed.due(1_000_000, ms(249)),
+            "time only when only every_ms is set"
+        );
+        assert!(timed.due(0, ms(250)));
+        let both = Interval::of(&config("every_events = 500\nevery_ms = 250"));
+        assert!(both.due(500, ms(0)) && both.due(1, ms(300)));
+        assert!(!both.due(499, ms(249)));
+        let zero = config("every_ms = 0");
+        let model = crate::config::ModelConfig::new(crate::config::ModelKind::Logistic, Some("y"));
+        assert!(zero
+            .validate(&model)
+            .iter()
+            .any(|p| p.starts_with("sync.every_ms")));
     }
 }
