@@ -95,6 +95,65 @@ fn quick_mode_learns_a_topic_and_writes_predictions_and_dead_letters_to_topics()
     Ok(())
 }
 
+/// Runs a pipeline (written by `pipeline(dir, group)`) to the end unbroken, and again killed
+/// with SIGKILL once `kills[0]` and then `kills[1]` events are checkpointed and resumed; checks
+/// both runs end with the same counts, metrics, model and position, every event learned once.
+/// Returns the killed run's final checkpoint.
+fn killed_twice_equals_unbroken(
+    root: &std::path::Path,
+    events: u64,
+    kills: [u64; 2],
+    pipeline: impl Fn(&std::path::Path, &str) -> Result<std::path::PathBuf>,
+) -> Result<eddy_runtime::checkpoint::Checkpoint> {
+    let unbroken = root.join("unbroken");
+    std::fs::create_dir_all(&unbroken)?;
+    let p = pipeline(&unbroken, "unbroken")?;
+    run_to_end(&p, &unbroken.join("summary.json"))?;
+
+    let broken = root.join("broken");
+    std::fs::create_dir_all(&broken)?;
+    let p = pipeline(&broken, "broken")?;
+    let mut killed = 0;
+    for wanted in kills {
+        let mut running = Running::spawn(eddy().args(["run", "--quiet"]).arg(&p))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while latest_events(&broken) < wanted {
+            if running.child.try_wait()?.is_some() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if running.child.try_wait()?.is_none() {
+            running.signal(libc::SIGKILL);
+            running.wait(Duration::from_secs(10))?;
+            killed += 1;
+        }
+    }
+    let stderr = run_to_end(&p, &broken.join("summary.json"))?;
+    assert_eq!(killed, 2, "finished before two kills: {stderr}");
+
+    let a = summary(&unbroken.join("summary.json"))?;
+    let b = summary(&broken.join("summary.json"))?;
+    let resumed_from = b["resumed_from"].as_u64().context("the last run resumed")?;
+    assert!((kills[1]..events).contains(&resumed_from), "{resumed_from}");
+    for key in [
+        "events",
+        "learned",
+        "dead_lettered",
+        "metrics",
+        "window_metrics",
+        "model_version",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    assert_eq!(b["learned"], events, "every event learned exactly once");
+    let ca = latest_checkpoint(&unbroken.join("ckpt"))?;
+    let cb = latest_checkpoint(&broken.join("ckpt"))?;
+    assert_eq!(ca.model, cb.model, "model state differs after recovery");
+    assert_eq!(ca.position, cb.position);
+    Ok(cb)
+}
+
 #[test]
 fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Result<()> {
     const EVENTS: u64 = 60_000;
@@ -110,53 +169,9 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
     }
     broker.produce("events", &messages(EVENTS, 17)?)?;
     let root = tempfile::tempdir()?;
-
-    let unbroken = root.path().join("unbroken");
-    std::fs::create_dir_all(&unbroken)?;
-    let p = pipeline(&unbroken, &broker, "unbroken", "")?;
-    run_to_end(&p, &unbroken.join("summary.json"))?;
-
-    let broken = root.path().join("broken");
-    std::fs::create_dir_all(&broken)?;
-    let p = pipeline(&broken, &broker, "broken", "")?;
-    let mut kills = 0;
-    for wanted in [6_000u64, 30_000] {
-        let mut running = Running::spawn(eddy().args(["run", "--quiet"]).arg(&p))?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while latest_events(&broken) < wanted {
-            if running.child.try_wait()?.is_some() || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if running.child.try_wait()?.is_none() {
-            running.signal(libc::SIGKILL);
-            running.wait(Duration::from_secs(10))?;
-            kills += 1;
-        }
-    }
-    let stderr = run_to_end(&p, &broken.join("summary.json"))?;
-    assert_eq!(kills, 2, "finished before two kills: {stderr}");
-
-    let a = summary(&unbroken.join("summary.json"))?;
-    let b = summary(&broken.join("summary.json"))?;
-    let resumed_from = b["resumed_from"].as_u64().context("the last run resumed")?;
-    assert!((30_000..EVENTS).contains(&resumed_from), "{resumed_from}");
-    for key in [
-        "events",
-        "learned",
-        "dead_lettered",
-        "metrics",
-        "window_metrics",
-        "model_version",
-    ] {
-        assert_eq!(a[key], b[key], "{key} differs");
-    }
-    assert_eq!(b["learned"], EVENTS, "every event learned exactly once");
-    let ca = latest_checkpoint(&unbroken.join("ckpt"))?;
-    let cb = latest_checkpoint(&broken.join("ckpt"))?;
-    assert_eq!(ca.model, cb.model, "model state differs after recovery");
-    assert_eq!(ca.position, cb.position);
+    killed_twice_equals_unbroken(root.path(), EVENTS, [6_000, 30_000], |dir, group| {
+        pipeline(dir, &broker, group, "")
+    })?;
 
     // Predictions are at least once: deduplicated on (partition, offset), each event once.
     let predictions = broker.read_all(
@@ -166,6 +181,47 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
     )?;
     let unique = coordinates(&predictions);
     assert_eq!(unique.len() as u64, EVENTS);
+    Ok(())
+}
+
+#[test]
+fn two_topics_are_one_stream_and_resume_bit_identically() -> Result<()> {
+    const EACH: u64 = 20_000;
+    let broker = Broker::start()?;
+    broker.create_topic("events", PARTITIONS)?;
+    broker.create_topic("more", 2)?;
+    for t in [
+        "predictions-unbroken",
+        "dead-unbroken",
+        "predictions-broken",
+        "dead-broken",
+    ] {
+        broker.create_topic(t, 1)?;
+    }
+    broker.produce("events", &messages(EACH, 41)?)?;
+    let mut more = messages(EACH, 43)?;
+    for m in &mut more {
+        m.0 %= 2;
+    }
+    broker.produce("more", &more)?;
+    let root = tempfile::tempdir()?;
+    let end =
+        killed_twice_equals_unbroken(root.path(), 2 * EACH, [5_000, 22_000], |dir, group| {
+            let p = pipeline(dir, &broker, group, "")?;
+            let text = std::fs::read_to_string(&p)?
+                .replace("topic = \"events\"", "topics = [\"events\", \"more\"]");
+            std::fs::write(&p, text)?;
+            Ok(p)
+        })?;
+    // The position holds every partition of both topics at its end.
+    let offsets = end.position.location.kafka_offsets();
+    let mut ends = std::collections::BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        ends.insert((topic.to_owned(), partition), offset);
+    }
+    assert_eq!(ends.len(), PARTITIONS as usize + 2, "{ends:?}");
+    let total: i64 = ends.values().sum();
+    assert_eq!(total as u64, 2 * EACH);
     Ok(())
 }
 

@@ -358,6 +358,47 @@ address = "127.0.0.1:0"
     }
 
     #[test]
+    fn kafka_topics_and_the_shared_dir_are_checked() {
+        let kafka = |topics: &str| {
+            let source = format!(
+                "[source]\ntype = \"kafka\"\nbrokers = \"b:9092\"\ngroup = \"g\"\n{topics}\n"
+            );
+            let text = GOOD.replace(
+                "[source]\ntype = \"generator\"\nkind = \"logistic\"\nfeatures = 3\nevents = 100\n",
+                &source,
+            );
+            parse(&text, "k.toml").expect("parses").check()
+        };
+        let valid = kafka("topics = [\"a\", \"b\"]").expect("a topic list");
+        let SourceConfig::Kafka(k) = &valid.config.source else {
+            panic!("a Kafka source");
+        };
+        assert_eq!(k.topic_list(), ["a", "b"]);
+        for (topics, problem) in [
+            ("", "source.topic: empty"),
+            ("topic = \"a\"\ntopics = [\"b\"]", "either topic or topics"),
+            ("topics = [\"a\", \"a\"]", "listed twice"),
+        ] {
+            let problems = kafka(topics).expect_err("refused");
+            assert!(problems.iter().any(|p| p.contains(problem)), "{problems:?}");
+        }
+        let text = GOOD.replace(
+            "interval_events = 50",
+            "interval_events = 50\nshared_dir = \"s\"",
+        );
+        let problems = parse(&text, "s.toml")
+            .expect("parses")
+            .check()
+            .expect_err("refused");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("checkpoint.shared_dir")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_path() {
         let text = GOOD.replace(
             "interval_events = 50",

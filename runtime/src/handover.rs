@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, StringArray};
 use eddy_models::{KeyedPart, ModelSpec, TrainedModel};
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{read_framed, write_framed};
 use crate::error::{Result, RuntimeError};
-use crate::source::{Coordinates, Location, Position};
+use crate::source::{Coordinates, Position, TopicPartition};
 
 const MAGIC: &[u8; 8] = b"EDDYPART";
 
@@ -38,8 +39,8 @@ const MAGIC: &[u8; 8] = b"EDDYPART";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HandoverState {
     pub worker: u64,
-    pub held: BTreeSet<i32>,
-    pub owners: BTreeMap<String, BTreeMap<String, i32>>,
+    pub held: BTreeSet<TopicPartition>,
+    pub owners: BTreeMap<String, BTreeMap<String, TopicPartition>>,
 }
 
 /// One partition's keyed state in the shared directory.
@@ -55,14 +56,21 @@ struct PartitionFile {
     state: KeyedPart,
 }
 
+/// The partition of a key's newest event, and the sweep that last found the key in the state.
+struct Owner {
+    topic: Arc<str>,
+    partition: i32,
+    seen: u64,
+}
+
 /// The hand-over of keyed state for one Kafka source.
 pub(crate) struct Handover {
+    /// `SHARED_DIR/GROUP`; each topic has a directory inside.
     dir: PathBuf,
-    topic: String,
     worker: u64,
-    held: BTreeSet<i32>,
-    /// key field -> key -> (partition, the sweep that last found the key in the state).
-    owners: HashMap<String, HashMap<Box<str>, (i32, u64)>>,
+    held: BTreeSet<TopicPartition>,
+    /// key field -> key -> owner.
+    owners: HashMap<String, HashMap<Box<str>, Owner>>,
     /// Key fields and their columns in the training schema.
     columns: Vec<(String, usize)>,
     sweep: u64,
@@ -82,17 +90,16 @@ fn path_part(name: &str) -> String {
 }
 
 impl Handover {
-    /// The hand-over for `topic` read by `group`, under `shared_dir`; `restored` is what the
+    /// The hand-over for the topics `group` reads, under `shared_dir`; `restored` is what the
     /// checkpoint this run resumes kept (a fresh worker identity otherwise).
     pub(crate) fn open(
         shared_dir: &Path,
         group: &str,
-        topic: &str,
         spec: &ModelSpec,
         model: &TrainedModel,
         restored: Option<HandoverState>,
     ) -> Result<Handover> {
-        let dir = shared_dir.join(path_part(group)).join(path_part(topic));
+        let dir = shared_dir.join(path_part(group));
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io("creating the shared checkpoint directory", &dir, e))?;
         let restored = restored.unwrap_or_else(|| HandoverState {
@@ -108,13 +115,25 @@ impl Handover {
             .owners
             .into_iter()
             .map(|(field, keys)| {
-                let keys = keys.into_iter().map(|(k, p)| (k.into(), (p, 0))).collect();
+                let keys = keys
+                    .into_iter()
+                    .map(|(k, (topic, partition))| {
+                        let topic = Arc::from(topic.as_str());
+                        (
+                            k.into(),
+                            Owner {
+                                topic,
+                                partition,
+                                seen: 0,
+                            },
+                        )
+                    })
+                    .collect();
                 (field, keys)
             })
             .collect();
         Ok(Handover {
             dir,
-            topic: topic.to_owned(),
             worker: restored.worker,
             held: restored.held,
             owners,
@@ -132,15 +151,20 @@ impl Handover {
                 .owners
                 .iter()
                 .map(|(field, keys)| {
-                    let keys = keys.iter().map(|(k, &(p, _))| (k.to_string(), p)).collect();
+                    let keys = keys
+                        .iter()
+                        .map(|(k, o)| (k.to_string(), (o.topic.to_string(), o.partition)))
+                        .collect();
                     (field.clone(), keys)
                 })
                 .collect(),
         }
     }
 
-    fn file(&self, partition: i32) -> PathBuf {
-        self.dir.join(format!("partition-{partition}.eddy"))
+    fn file(&self, (topic, partition): &TopicPartition) -> PathBuf {
+        self.dir
+            .join(path_part(topic))
+            .join(format!("partition-{partition}.eddy"))
     }
 
     /// Notes the partition of each row as the owner of the row's keys.
@@ -159,9 +183,21 @@ impl Handover {
                 }
                 let key = keys.value(row);
                 match owners.get_mut(key) {
-                    Some(owner) => owner.0 = origin.partition,
+                    Some(owner) => {
+                        if owner.partition != origin.partition
+                            || !Arc::ptr_eq(&owner.topic, &origin.topic)
+                        {
+                            owner.topic = Arc::clone(&origin.topic);
+                            owner.partition = origin.partition;
+                        }
+                    }
                     None => {
-                        owners.insert(key.into(), (origin.partition, self.sweep));
+                        let owner = Owner {
+                            topic: Arc::clone(&origin.topic),
+                            partition: origin.partition,
+                            seen: self.sweep,
+                        };
+                        owners.insert(key.into(), owner);
                     }
                 }
             }
@@ -176,74 +212,84 @@ impl Handover {
         model: &TrainedModel,
         position: &Position,
     ) -> Result<()> {
-        let Location::Kafka { offsets, .. } = &position.location else {
-            return Ok(());
-        };
         self.sweep += 1;
         let sweep = self.sweep;
-        let held = &self.held;
+        let held: Vec<&TopicPartition> = self.held.iter().collect();
+        let part_of = |owner: &Owner| {
+            held.iter()
+                .position(|(t, p)| *p == owner.partition && **t == *owner.topic)
+        };
         let owners = &mut self.owners;
-        let mut keys: BTreeMap<i32, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut keys: BTreeMap<usize, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         let mut parts = model.keyed_parts(spec, |field, key| {
             let owner = owners.get_mut(field)?.get_mut(key)?;
-            owner.1 = sweep;
-            let p = owner.0;
-            held.contains(&p).then(|| {
-                let list = keys
-                    .entry(p)
-                    .or_default()
-                    .entry(field.to_owned())
-                    .or_default();
-                list.push(key.to_owned());
-                p as u32
-            })
+            owner.seen = sweep;
+            let part = part_of(owner)?;
+            let list = keys
+                .entry(part)
+                .or_default()
+                .entry(field.to_owned())
+                .or_default();
+            list.push(key.to_owned());
+            Some(part as u32)
         });
-        for keys in self.owners.values_mut() {
-            keys.retain(|_, (_, seen)| *seen == sweep);
-        }
-        for &(partition, offset) in offsets {
-            if !self.held.contains(&partition) {
+        for (topic, partition, offset) in position.location.kafka_offsets() {
+            let Some(part) = held.iter().position(|(t, p)| *p == partition && t == topic) else {
                 continue;
-            }
+            };
             let file = PartitionFile {
                 worker: self.worker,
-                topic: self.topic.clone(),
+                topic: topic.to_owned(),
                 partition,
                 offset,
-                keys: keys.remove(&partition).unwrap_or_default(),
-                state: parts.remove(&(partition as u32)).unwrap_or_default(),
+                keys: keys.remove(&part).unwrap_or_default(),
+                state: parts.remove(&(part as u32)).unwrap_or_default(),
             };
             let payload = rmp_serde::to_vec_named(&file).map_err(|e| {
-                RuntimeError::Internal(format!("encoding partition {partition}'s state: {e}"))
+                RuntimeError::Internal(format!("encoding {topic}/{partition}'s keyed state: {e}"))
             })?;
-            let path = self.file(partition);
-            let tmp = self
-                .dir
-                .join(format!(".partition-{partition}.{:016x}.tmp", self.worker));
+            let path = self.file(held[part]);
+            let dir = path.parent().expect("a file inside the topic's directory");
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RuntimeError::io("creating the shared checkpoint directory", dir, e)
+            })?;
+            let tmp = dir.join(format!(".partition-{partition}.{:016x}.tmp", self.worker));
             write_framed(MAGIC, &payload, &tmp, &path)?;
+        }
+        for keys in self.owners.values_mut() {
+            keys.retain(|_, o| o.seen == sweep);
         }
         Ok(())
     }
 
     /// Gives partitions up: drops the state of their keys.
-    pub(crate) fn release(&mut self, spec: &ModelSpec, model: &mut TrainedModel, gone: &[i32]) {
+    pub(crate) fn release(
+        &mut self,
+        spec: &ModelSpec,
+        model: &mut TrainedModel,
+        gone: &[TopicPartition],
+    ) {
         if gone.is_empty() {
             return;
         }
+        let among = |o: &Owner| {
+            gone.iter()
+                .any(|(t, p)| *p == o.partition && **t == *o.topic)
+        };
         let owners = &self.owners;
         model.remove_keys(spec, |field, key| {
             owners
                 .get(field)
                 .and_then(|keys| keys.get(key))
-                .is_some_and(|(p, _)| gone.contains(p))
+                .is_some_and(among)
         });
         for keys in self.owners.values_mut() {
-            keys.retain(|_, (p, _)| !gone.contains(p));
+            keys.retain(|_, o| !among(o));
         }
-        for p in gone {
-            self.held.remove(p);
+        for tp in gone {
+            self.held.remove(tp);
         }
-        tracing::info!(topic = %self.topic, partitions = ?gone, "keyed state of partitions released");
+        tracing::info!(partitions = ?gone, "keyed state of partitions released");
     }
 
     /// Takes `partitions` over (`assigned` is the whole assignment now): partitions held but no
@@ -253,21 +299,21 @@ impl Handover {
         &mut self,
         spec: &ModelSpec,
         model: &mut TrainedModel,
-        partitions: &[i32],
-        assigned: &[i32],
-    ) -> Result<Vec<(i32, i64)>> {
-        let stale: Vec<i32> = self
+        partitions: &[TopicPartition],
+        assigned: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        let stale: Vec<TopicPartition> = self
             .held
             .iter()
-            .copied()
-            .filter(|p| !assigned.contains(p) && !partitions.contains(p))
+            .filter(|tp| !assigned.contains(tp) && !partitions.contains(tp))
+            .cloned()
             .collect();
         self.release(spec, model, &stale);
         let mut starts = Vec::new();
-        for &partition in partitions {
-            let path = self.file(partition);
+        for tp in partitions {
+            let path = self.file(tp);
             if !path.exists() {
-                self.held.insert(partition);
+                self.held.insert(tp.clone());
                 continue;
             }
             let file: PartitionFile =
@@ -276,33 +322,43 @@ impl Handover {
                         path: path.clone(),
                         message: format!("decoding: {e}"),
                     })?;
-            if file.topic != self.topic || file.partition != partition || file.offset < 0 {
+            let (topic, partition) = tp;
+            if file.topic != *topic || file.partition != *partition || file.offset < 0 {
                 return Err(RuntimeError::Checkpoint {
                     path,
                     message: format!(
-                        "holds partition {} of {:?} at offset {}, not partition {partition} of {:?}",
-                        file.partition, file.topic, file.offset, self.topic
+                        "holds partition {} of {:?} at offset {}, not partition {partition} of {topic:?}",
+                        file.partition, file.topic, file.offset
                     ),
                 });
             }
-            if file.worker == self.worker && self.held.contains(&partition) {
+            if file.worker == self.worker && self.held.contains(tp) {
                 // Written by this worker, which has held the partition since: its own state
                 // is as new (or one checkpoint newer, when it stopped between the two writes).
                 continue;
             }
-            self.release(spec, model, &[partition]);
+            self.release(spec, model, std::slice::from_ref(tp));
             let entries = file.state.len();
             model.put_keys(file.state)?;
+            let topic_arc: Arc<str> = Arc::from(topic.as_str());
             for (field, keys) in file.keys {
                 let owners = self.owners.entry(field).or_default();
                 for key in keys {
-                    owners.insert(key.into(), (partition, self.sweep));
+                    let owner = Owner {
+                        topic: Arc::clone(&topic_arc),
+                        partition: *partition,
+                        seen: self.sweep,
+                    };
+                    owners.insert(key.into(), owner);
                 }
             }
-            self.held.insert(partition);
-            starts.push((partition, file.offset));
+            self.held.insert(tp.clone());
+            starts.push((tp.clone(), file.offset));
             tracing::info!(
-                topic = %self.topic, partition, offset = file.offset, entries,
+                topic,
+                partition,
+                offset = file.offset,
+                entries,
                 from_worker = format_args!("{:016x}", file.worker),
                 "took over the keyed state of a partition"
             );
@@ -320,6 +376,11 @@ mod tests {
     use eddy_models::LearnerParams;
 
     use super::*;
+    use crate::source::Location;
+
+    fn tp(partition: i32) -> TopicPartition {
+        ("t".to_owned(), partition)
+    }
 
     fn spec() -> ModelSpec {
         let features: Vec<FeatureConfig> = serde_json::from_str(
@@ -368,6 +429,7 @@ mod tests {
             location: Location::Kafka {
                 topic: "t".into(),
                 offsets: vec![(0, next[0]), (1, next[1])],
+                more: Vec::new(),
             },
         }
     }
@@ -383,9 +445,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = spec();
         let (mut one, mut two) = (model(&spec), model(&spec));
-        let mut first = Handover::open(dir.path(), "g", "t", &spec, &one, None).expect("open");
+        let mut first = Handover::open(dir.path(), "g", &spec, &one, None).expect("open");
         assert!(first
-            .adopt(&spec, &mut one, &[0, 1], &[0, 1])
+            .adopt(&spec, &mut one, &[tp(0), tp(1)], &[tp(0), tp(1)])
             .expect("adopt")
             .is_empty());
         let position = learn(&spec, &mut one, &mut first, 60);
@@ -393,26 +455,27 @@ mod tests {
         let before = keys(&spec, &one);
 
         // The first worker gives partition 1 up; a second takes it from the shared directory.
-        first.release(&spec, &mut one, &[1]);
+        first.release(&spec, &mut one, &[tp(1)]);
         assert_eq!(keys(&spec, &one).get(&0), before.get(&0));
         assert!(
             !keys(&spec, &one).contains_key(&1),
             "partition 1's keys are gone"
         );
-        let mut second = Handover::open(dir.path(), "g", "t", &spec, &two, None).expect("open");
-        let starts = second.adopt(&spec, &mut two, &[1], &[1]).expect("adopt");
-        assert_eq!(starts, [(1, 30)]);
+        let mut second = Handover::open(dir.path(), "g", &spec, &two, None).expect("open");
+        let starts = second
+            .adopt(&spec, &mut two, &[tp(1)], &[tp(1)])
+            .expect("adopt");
+        assert_eq!(starts, [(tp(1), 30)]);
         assert_eq!(keys(&spec, &two).get(&1), before.get(&1));
         assert!(!keys(&spec, &two).contains_key(&0));
         assert_eq!(second.state().owners["k"].len(), 3);
 
         // A worker that still holds a partition it wrote keeps its own state.
         let restored = first.state();
-        let mut again =
-            Handover::open(dir.path(), "g", "t", &spec, &one, Some(restored)).expect("open");
+        let mut again = Handover::open(dir.path(), "g", &spec, &one, Some(restored)).expect("open");
         let kept = one.clone();
         assert!(again
-            .adopt(&spec, &mut one, &[0], &[0])
+            .adopt(&spec, &mut one, &[tp(0)], &[tp(0)])
             .expect("adopt")
             .is_empty());
         assert_eq!(one, kept);
@@ -423,21 +486,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = spec();
         let mut one = model(&spec);
-        let mut first = Handover::open(dir.path(), "g", "t", &spec, &one, None).expect("open");
+        let mut first = Handover::open(dir.path(), "g", &spec, &one, None).expect("open");
         first
-            .adopt(&spec, &mut one, &[0, 1], &[0, 1])
+            .adopt(&spec, &mut one, &[tp(0), tp(1)], &[tp(0), tp(1)])
             .expect("adopt");
         let position = learn(&spec, &mut one, &mut first, 12);
         first.publish(&spec, &one, &position).expect("publish");
-        let path = first.file(1);
+        let path = first.file(&tp(1));
         let mut bytes = std::fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 0x55;
         std::fs::write(&path, bytes).expect("damage");
         let mut two = model(&spec);
-        let mut second = Handover::open(dir.path(), "g", "t", &spec, &two, None).expect("open");
+        let mut second = Handover::open(dir.path(), "g", &spec, &two, None).expect("open");
         let err = second
-            .adopt(&spec, &mut two, &[1], &[1])
+            .adopt(&spec, &mut two, &[tp(1)], &[tp(1)])
             .expect_err("damaged");
         assert!(err.to_string().contains("checksum"), "{err}");
     }

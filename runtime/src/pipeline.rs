@@ -24,7 +24,7 @@ use crate::config::{CheckpointConfig, ValidConfig};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::PipelineMetrics;
 use crate::sink::SinkConfig;
-use crate::source::{BuildContext, SourceConfig};
+use crate::source::{BuildContext, SourceConfig, TopicPartition};
 use crate::trainer::{CheckpointPolicy, Message, ProgressFn, Trainer};
 
 /// Chunks in flight between the source and the trainer.
@@ -320,7 +320,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         ) => Some(crate::handover::Handover::open(
             dir,
             &k.group,
-            &k.topic,
             &spec,
             &model,
             restored_handover,
@@ -486,7 +485,7 @@ struct TrainerRebalance {
 }
 
 impl crate::source::Rebalance for TrainerRebalance {
-    fn revoke(&self, partitions: &[i32]) {
+    fn revoke(&self, partitions: &[TopicPartition]) {
         let (done, finished) = std::sync::mpsc::sync_channel(1);
         let partitions = partitions.to_vec();
         // Fails only when the trainer has stopped, and then there is nothing to wait for.
@@ -499,7 +498,11 @@ impl crate::source::Rebalance for TrainerRebalance {
         }
     }
 
-    fn assign(&self, partitions: &[i32], assigned: &[i32]) -> Vec<(i32, i64)> {
+    fn assign(
+        &self,
+        partitions: &[TopicPartition],
+        assigned: &[TopicPartition],
+    ) -> Vec<(TopicPartition, i64)> {
         let (starts, answer) = std::sync::mpsc::sync_channel(1);
         let message = Message::Assign {
             partitions: partitions.to_vec(),

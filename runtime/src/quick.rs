@@ -112,7 +112,8 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
         None => expand_inputs(&options.input)?.remove(0),
     };
     let fields = if let Some((brokers, topic)) = &kafka {
-        let message = peek_first_message(brokers, topic, Duration::from_secs(30))?;
+        let first_topic = topic.split(',').next().unwrap_or(topic);
+        let message = peek_first_message(brokers, first_topic, Duration::from_secs(30))?;
         json_fields(&message).map_err(|message| RuntimeError::Input {
             path: first.clone(),
             message: format!("the first message: {message}"),
@@ -211,7 +212,12 @@ pub fn quick_config(options: &QuickOptions) -> Result<PipelineConfig> {
                     message: "a Kafka input needs --group GROUP".into(),
                 });
             };
+            // `kafka://HOST:PORT/A,B` reads several topics as one stream.
             let mut c = KafkaSourceConfig::new(&brokers, &topic, group);
+            if topic.contains(',') {
+                c.topic.clear();
+                c.topics = topic.split(',').map(str::to_owned).collect();
+            }
             c.batch_size = options.batch_size;
             c.idle_timeout_seconds = options.idle_timeout;
             SourceConfig::Kafka(c)

@@ -19,7 +19,7 @@ use crate::checkpoint::{Checkpoint, CheckpointStore, Counters};
 use crate::error::Result;
 use crate::metrics::{PipelineMetrics, ReasonLabels};
 use crate::sink::LineSink;
-use crate::source::{Chunk, Coordinates, DeadLetter, Position};
+use crate::source::{Chunk, Coordinates, DeadLetter, Position, TopicPartition};
 
 /// What the progress callback sees at each interval.
 #[derive(Clone, Debug)]
@@ -55,15 +55,15 @@ pub(crate) enum Message {
     /// The source gives up partitions: checkpoint and commit, hand their keyed state over,
     /// then acknowledge.
     Revoke {
-        partitions: Vec<i32>,
+        partitions: Vec<TopicPartition>,
         done: std::sync::mpsc::SyncSender<()>,
     },
     /// The source gained partitions (`assigned` is the whole assignment now): take their
     /// keyed state over and answer the offsets they must start at.
     Assign {
-        partitions: Vec<i32>,
-        assigned: Vec<i32>,
-        starts: std::sync::mpsc::SyncSender<Vec<(i32, i64)>>,
+        partitions: Vec<TopicPartition>,
+        assigned: Vec<TopicPartition>,
+        starts: std::sync::mpsc::SyncSender<Vec<(TopicPartition, i64)>>,
     },
     /// The source has ended.
     End,
@@ -385,7 +385,7 @@ impl Trainer {
 
     /// Everything handled so far made durable and committed, and the keyed state of
     /// `partitions` handed over (a rebalance is about to move them away).
-    pub(crate) fn revoke(&mut self, partitions: &[i32]) -> Result<()> {
+    pub(crate) fn revoke(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         if self.checkpoints.is_some() {
             self.checkpoint()?;
             if let Some(handover) = self.handover.as_mut() {
@@ -406,9 +406,9 @@ impl Trainer {
     /// Takes the keyed state of newly assigned partitions over; the offsets they start at.
     pub(crate) fn assign(
         &mut self,
-        partitions: &[i32],
-        assigned: &[i32],
-    ) -> Result<Vec<(i32, i64)>> {
+        partitions: &[TopicPartition],
+        assigned: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
         match self.handover.as_mut() {
             Some(handover) => handover.adopt(&self.spec, &mut self.model, partitions, assigned),
             None => Ok(Vec::new()),

@@ -66,10 +66,13 @@ pub enum Location {
     Generator,
     /// Standard input cannot seek: a resumed run reads what stdin gives it next.
     Stdin,
-    /// A Kafka topic: the next offset to read, by partition, for every partition read so far.
+    /// A Kafka topic: the next offset to read, by partition, for every partition read so far;
+    /// a source of several topics has the others in `more`.
     Kafka {
         topic: String,
         offsets: Vec<(i32, i64)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        more: Vec<(String, Vec<(i32, i64)>)>,
     },
     /// A video source: `records` frames were consumed; a resumed run reads past that many.
     Video,
@@ -106,13 +109,39 @@ pub type Committer = Box<dyn FnMut(&Position) + Send>;
 pub trait Rebalance: Send + Sync {
     /// Partitions are about to go to another worker: checkpoint and commit what was learned,
     /// and hand the partitions' keyed state over.
-    fn revoke(&self, partitions: &[i32]);
+    fn revoke(&self, partitions: &[TopicPartition]);
 
     /// Partitions arrived (`assigned` is the whole assignment now): take their keyed state
     /// over. Returns the offsets that some of them must start at, because the state taken over
     /// holds the events before them.
-    fn assign(&self, partitions: &[i32], assigned: &[i32]) -> Vec<(i32, i64)>;
+    fn assign(
+        &self,
+        partitions: &[TopicPartition],
+        assigned: &[TopicPartition],
+    ) -> Vec<(TopicPartition, i64)>;
 }
+
+impl Location {
+    /// A Kafka position's next offsets as `(topic, partition, offset)`, in the order stored.
+    pub fn kafka_offsets(&self) -> Vec<(&str, i32, i64)> {
+        let Location::Kafka {
+            topic,
+            offsets,
+            more,
+        } = self
+        else {
+            return Vec::new();
+        };
+        let first = offsets.iter().map(|&(p, o)| (topic.as_str(), p, o));
+        let rest = more
+            .iter()
+            .flat_map(|(t, offsets)| offsets.iter().map(move |&(p, o)| (t.as_str(), p, o)));
+        first.chain(rest).collect()
+    }
+}
+
+/// A Kafka topic and partition.
+pub type TopicPartition = (String, i32);
 
 /// A record that could not be used, with enough context to find and fix it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 pub struct KafkaSourceConfig {
     /// Bootstrap servers, `host:port[,host:port...]`.
     pub brokers: String,
+    /// The topic to read; or `topics`, a list.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub topic: String,
-    /// The consumer group; workers of one group split the topic's partitions.
+    /// Several topics read as one stream (merged like the partitions of one topic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// The consumer group; workers of one group split the topics' partitions.
     pub group: String,
     /// Where a partition with neither a checkpointed nor a committed offset starts.
     #[serde(default)]
@@ -92,6 +97,7 @@ impl KafkaSourceConfig {
         KafkaSourceConfig {
             brokers: brokers.to_owned(),
             topic: topic.to_owned(),
+            topics: Vec::new(),
             group: group.to_owned(),
             start: StartAt::default(),
             format: MessageFormat::default(),
@@ -107,15 +113,33 @@ impl KafkaSourceConfig {
         }
     }
 
+    /// The topics read: `topics`, or the one `topic`.
+    pub fn topic_list(&self) -> Vec<String> {
+        if self.topics.is_empty() {
+            vec![self.topic.clone()]
+        } else {
+            self.topics.clone()
+        }
+    }
+
     pub(crate) fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (key, value) in [
-            ("brokers", &self.brokers),
-            ("topic", &self.topic),
-            ("group", &self.group),
-        ] {
+        for (key, value) in [("brokers", &self.brokers), ("group", &self.group)] {
             if value.trim().is_empty() {
                 problems.push(format!("source.{key}: empty"));
+            }
+        }
+        match (self.topic.trim().is_empty(), self.topics.is_empty()) {
+            (true, true) => problems.push("source.topic: empty (or give source.topics)".into()),
+            (false, false) => {
+                problems.push("source.topics: give either topic or topics, not both".into())
+            }
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &self.topics {
+            if t.trim().is_empty() || !seen.insert(t) {
+                problems.push(format!("source.topics: {t:?} is empty or listed twice"));
             }
         }
         if let Some(s) = self.idle_timeout_seconds {

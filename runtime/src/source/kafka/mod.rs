@@ -1,6 +1,9 @@
-//! The Kafka source: one topic read through a consumer group, with eddy's checkpoint, not the
-//! group, as the authority on where each partition stands.
+//! The Kafka source: one topic, or several, read through a consumer group, with eddy's
+//! checkpoint, not the group, as the authority on where each partition stands.
 //!
+//! - Each topic has its own consumer in the group (the group spreads each topic's partitions
+//!   over the workers on its own), so every event of the client, end of partition included,
+//!   names its topic. Partitions of all topics are merged as one stream.
 //! - Auto-commit is off. The position of a chunk is the next offset of every partition read so
 //!   far; a checkpoint stores it, and only once the checkpoint is durable are those offsets
 //!   committed to the group (see [`KafkaSource::committer`]). When a partition is assigned, it
@@ -27,7 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{BuildContext, Chunk, ChunkParts, Coordinates, DeadLetter, Location, Position, Source};
+use super::{
+    BuildContext, Chunk, ChunkParts, Coordinates, DeadLetter, Location, Position, Source,
+    TopicPartition,
+};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::PartitionLabels;
 use decode::{push_ipc, read_csv_line};
@@ -47,27 +53,48 @@ const RAW_KEEP_BYTES: usize = 4096;
 /// Consumer lag per partition, as `/metrics` shows it.
 pub type LagGauges = Family<PartitionLabels, Gauge>;
 
-/// What the rebalance callback and the source share.
+/// A partition: the topic's index in the source's topic list, and its number.
+type Tp = (usize, i32);
+
+/// What the rebalance callbacks and the source share.
 #[derive(Default)]
 struct Shared {
+    /// Topic names, by index.
+    names: Vec<String>,
     /// Checkpointed next offsets, by partition: where an assigned partition resumes.
-    resume: Mutex<HashMap<i32, i64>>,
+    resume: Mutex<HashMap<Tp, i64>>,
     /// Offsets that newly assigned partitions start at exactly, because the keyed state taken
     /// over with them holds the events before; the source moves its own position there too.
-    starts: Mutex<Vec<(i32, i64)>>,
+    starts: Mutex<Vec<(Tp, i64)>>,
     /// Partitions currently assigned, and a counter bumped at each change.
-    assigned: Mutex<BTreeSet<i32>>,
+    assigned: Mutex<BTreeSet<Tp>>,
+    /// Topics whose consumer holds an assignment (perhaps empty) of the group's current
+    /// generation: the merge waits for all, so no topic's events go ahead of another's
+    /// because its consumer joined first.
+    ready: Mutex<BTreeSet<usize>>,
     generation: AtomicU64,
     /// High watermarks from the client's statistics, by partition.
-    high: Mutex<HashMap<i32, i64>>,
+    high: Mutex<HashMap<Tp, i64>>,
+}
+
+impl Shared {
+    fn named(&self, partitions: impl IntoIterator<Item = Tp>) -> Vec<TopicPartition> {
+        partitions
+            .into_iter()
+            .map(|(t, p)| (self.names[t].clone(), p))
+            .collect()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// One topic's consumer's callbacks.
 struct Context {
     shared: Arc<Shared>,
+    /// The topic's index and name.
+    index: usize,
     topic: String,
     /// The trainer's side of a rebalance: checkpoint before partitions go, take their keyed
     /// state over when they come.
@@ -104,7 +131,7 @@ impl ClientContext for Context {
             let mut high = lock(&self.shared.high);
             for (&p, partition) in &topic.partitions {
                 if p >= 0 && partition.hi_offset >= 0 {
-                    high.insert(p, partition.hi_offset);
+                    high.insert((self.index, p), partition.hi_offset);
                 }
             }
         }
@@ -122,18 +149,29 @@ impl ConsumerContext for Context {
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
-        let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        let partitions: Vec<Tp> = tpl
+            .elements()
+            .iter()
+            .map(|e| (self.index, e.partition()))
+            .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut now: BTreeSet<i32> = if cooperative {
-                    lock(&self.shared.assigned).clone()
-                } else {
-                    BTreeSet::new()
-                };
+                // The whole assignment after this one: other topics' partitions stay.
+                let mut now = lock(&self.shared.assigned).clone();
+                if !cooperative {
+                    now.retain(|(t, _)| *t != self.index);
+                }
                 now.extend(&partitions);
-                let now: Vec<i32> = now.into_iter().collect();
-                let starts = match &self.rebalance {
-                    Some(r) => r.assign(&partitions, &now),
+                let starts: Vec<(Tp, i64)> = match &self.rebalance {
+                    Some(r) => r
+                        .assign(
+                            &self.shared.named(partitions.clone()),
+                            &self.shared.named(now),
+                        )
+                        .into_iter()
+                        .filter(|((topic, _), _)| *topic == self.topic)
+                        .map(|((_, p), start)| ((self.index, p), start))
+                        .collect(),
                     None => Vec::new(),
                 };
                 self.start_offsets(consumer, tpl, &starts);
@@ -148,16 +186,22 @@ impl ConsumerContext for Context {
                 }
                 let mut assigned = lock(&self.shared.assigned);
                 if !cooperative {
-                    assigned.clear();
+                    assigned.retain(|(t, _)| *t != self.index);
                 }
                 assigned.extend(&partitions);
-                tracing::info!(topic = %self.topic, partitions = ?assigned, "partitions assigned");
+                let mine: BTreeSet<i32> = assigned
+                    .iter()
+                    .filter(|(t, _)| *t == self.index)
+                    .map(|&(_, p)| p)
+                    .collect();
+                lock(&self.shared.ready).insert(self.index);
+                tracing::info!(topic = %self.topic, partitions = ?mine, "partitions assigned");
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Before the partitions go to another worker: checkpoint what was learned from
                 // them and commit its offsets, so the new owner starts exactly there.
                 if let Some(r) = &self.rebalance {
-                    r.revoke(&partitions);
+                    r.revoke(&self.shared.named(partitions.clone()));
                 }
                 let result = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -171,12 +215,17 @@ impl ConsumerContext for Context {
                 for p in &partitions {
                     assigned.remove(p);
                 }
-                tracing::info!(topic = %self.topic, revoked = ?partitions, "partitions revoked");
+                if !cooperative {
+                    lock(&self.shared.ready).remove(&self.index);
+                }
+                let revoked: Vec<i32> = partitions.iter().map(|&(_, p)| p).collect();
+                tracing::info!(topic = %self.topic, ?revoked, "partitions revoked");
             }
             other => {
                 tracing::error!(target: "kafka", error = ?other, "rebalance failed");
                 let _ = consumer.unassign();
-                lock(&self.shared.assigned).clear();
+                lock(&self.shared.assigned).retain(|(t, _)| *t != self.index);
+                lock(&self.shared.ready).remove(&self.index);
             }
         }
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
@@ -191,9 +240,9 @@ impl Context {
         &self,
         consumer: &BaseConsumer<Self>,
         tpl: &mut TopicPartitionList,
-        starts: &[(i32, i64)],
+        starts: &[(Tp, i64)],
     ) {
-        for &(partition, start) in starts {
+        for &((_, partition), start) in starts {
             if let Err(e) = tpl.set_partition_offset(&self.topic, partition, Offset::Offset(start))
             {
                 tracing::warn!(target: "kafka", error = %e, partition, "setting a start offset");
@@ -213,10 +262,10 @@ impl Context {
             .map(|e| e.partition())
             .collect::<Vec<_>>()
         {
-            if starts.iter().any(|&(p, _)| p == partition) {
+            if starts.iter().any(|&((_, p), _)| p == partition) {
                 continue;
             }
-            let Some(&ours) = resume.get(&partition) else {
+            let Some(&ours) = resume.get(&(self.index, partition)) else {
                 continue;
             };
             let theirs = committed
@@ -259,21 +308,25 @@ enum Decoder {
 
 /// A running Kafka source.
 pub struct KafkaSource {
-    consumer: Arc<BaseConsumer<Context>>,
+    /// One consumer per topic, in the order of the topic list.
+    consumers: Vec<Arc<BaseConsumer<Context>>>,
     shared: Arc<Shared>,
     config: KafkaSourceConfig,
-    topic: Arc<str>,
+    /// Topic names, by index, as the coordinates of records carry them.
+    topics: Vec<Arc<str>>,
     builder: BatchBuilder,
     decoder: Decoder,
     key_field: Option<usize>,
     timestamp_field: Option<usize>,
     /// Merge state of the assigned partitions.
-    partitions: BTreeMap<i32, PartitionState>,
+    partitions: BTreeMap<Tp, PartitionState>,
     seen_generation: u64,
+    /// Every topic's consumer holds an assignment (see `Shared::ready`).
+    all_ready: bool,
     /// Records consumed since the start of the stream.
     records: u64,
     /// Next offset to read, by partition (every partition ever read, for the checkpoint).
-    next: BTreeMap<i32, i64>,
+    next: BTreeMap<Tp, i64>,
     last_message: Instant,
     lag: Option<LagGauges>,
     last_lag: Instant,
@@ -283,14 +336,38 @@ pub struct KafkaSource {
 impl KafkaSource {
     pub(crate) fn open(config: &KafkaSourceConfig, cx: BuildContext) -> Result<KafkaSource> {
         let kafka_error = |message: String| RuntimeError::Kafka { message };
-        let shared = Arc::new(Shared::default());
+        let names = config.topic_list();
+        let shared = Arc::new(Shared {
+            names: names.clone(),
+            ..Shared::default()
+        });
         let mut next = BTreeMap::new();
         let mut records = 0;
         if let Some(position) = cx.resume {
             records = position.records;
-            match position.location {
-                Location::Kafka { topic, offsets } if topic == config.topic => {
-                    next.extend(offsets.iter().copied());
+            match &position.location {
+                Location::Kafka { .. } => {
+                    let offsets = position.location.kafka_offsets();
+                    for &(topic, partition, offset) in &offsets {
+                        match names.iter().position(|n| n == topic) {
+                            Some(t) => {
+                                next.insert((t, partition), offset);
+                            }
+                            None => {
+                                tracing::warn!(
+                                topic, partition, offset,
+                                "the checkpoint has offsets of a topic this source no longer reads"
+                            )
+                            }
+                        }
+                    }
+                    if next.is_empty() && !offsets.is_empty() {
+                        return Err(kafka_error(format!(
+                            "the checkpoint was written by a source of other topics \
+                             ({:?}); point checkpoint.dir elsewhere to start afresh",
+                            position.location
+                        )));
+                    }
                 }
                 Location::Start => {}
                 other => {
@@ -301,7 +378,7 @@ impl KafkaSource {
                 }
             }
         }
-        lock(&shared.resume).extend(next.iter().map(|(&p, &o)| (p, o)));
+        lock(&shared.resume).extend(next.iter().map(|(&tp, &o)| (tp, o)));
 
         let mut client = ClientConfig::new();
         for (key, value) in &config.properties {
@@ -339,17 +416,22 @@ impl KafkaSource {
                 (config.max_message_bytes.max(1 << 20) + 4096).to_string(),
             );
         }
-        let context = Context {
-            shared: Arc::clone(&shared),
-            topic: config.topic.clone(),
-            rebalance: cx.rebalance.clone(),
-        };
-        let consumer: BaseConsumer<Context> = client
-            .create_with_context(context)
-            .map_err(|e| kafka_error(format!("creating the consumer: {e}")))?;
-        consumer
-            .subscribe(&[config.topic.as_str()])
-            .map_err(|e| kafka_error(format!("subscribing to {}: {e}", config.topic)))?;
+        let mut consumers = Vec::with_capacity(names.len());
+        for (index, topic) in names.iter().enumerate() {
+            let context = Context {
+                shared: Arc::clone(&shared),
+                index,
+                topic: topic.clone(),
+                rebalance: cx.rebalance.clone(),
+            };
+            let consumer: BaseConsumer<Context> = client
+                .create_with_context(context)
+                .map_err(|e| kafka_error(format!("creating the consumer: {e}")))?;
+            consumer
+                .subscribe(&[topic.as_str()])
+                .map_err(|e| kafka_error(format!("subscribing to {topic}: {e}")))?;
+            consumers.push(Arc::new(consumer));
+        }
 
         let builder = cx.builder;
         let schema = Arc::clone(builder.schema());
@@ -388,9 +470,9 @@ impl KafkaSource {
             }
         };
         Ok(KafkaSource {
-            consumer: Arc::new(consumer),
+            consumers,
             shared,
-            topic: Arc::from(config.topic.as_str()),
+            topics: names.iter().map(|n| Arc::from(n.as_str())).collect(),
             config: config.clone(),
             builder,
             decoder,
@@ -398,6 +480,7 @@ impl KafkaSource {
             timestamp_field,
             partitions: BTreeMap::new(),
             seen_generation: u64::MAX,
+            all_ready: false,
             records,
             next,
             last_message: Instant::now(),
@@ -408,37 +491,43 @@ impl KafkaSource {
     }
 
     /// Commits the offsets of a durable checkpoint to the group, for the partitions this worker
-    /// still owns. Called by the trainer after each checkpoint.
+    /// still owns (each topic's through its consumer). Called by the trainer after each
+    /// checkpoint.
     pub fn committer(&self) -> super::Committer {
-        // Weak: the consumer closes (and leaves the group) when the source is dropped, on the
+        // Weak: the consumers close (and leave the group) when the source is dropped, on the
         // source's thread, not when the trainer lets go of its committer.
-        let consumer = Arc::downgrade(&self.consumer);
+        let consumers: Vec<_> = self.consumers.iter().map(Arc::downgrade).collect();
         let shared = Arc::clone(&self.shared);
-        let topic = self.config.topic.clone();
         Box::new(move |position: &Position| {
-            let Location::Kafka { offsets, .. } = &position.location else {
-                return;
-            };
             let owned = lock(&shared.assigned).clone();
-            let mut tpl = TopicPartitionList::new();
-            for &(partition, offset) in offsets {
-                if owned.contains(&partition) {
+            let mut lists: Vec<TopicPartitionList> = consumers
+                .iter()
+                .map(|_| TopicPartitionList::new())
+                .collect();
+            for (topic, partition, offset) in position.location.kafka_offsets() {
+                let Some(t) = shared.names.iter().position(|n| n == topic) else {
+                    continue;
+                };
+                if owned.contains(&(t, partition)) {
                     if let Err(e) =
-                        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                        lists[t].add_partition_offset(topic, partition, Offset::Offset(offset))
                     {
                         tracing::warn!(target: "kafka", error = %e, "building the commit");
                     }
                 }
             }
-            let Some(consumer) = consumer.upgrade() else {
-                return;
-            };
-            if tpl.count() == 0 {
-                return;
-            }
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                // The checkpoint holds the offsets; the next commit (or the resume rule) covers it.
-                tracing::warn!(target: "kafka", error = %e, "committing offsets to the group");
+            for (consumer, tpl) in consumers.iter().zip(&lists) {
+                let Some(consumer) = consumer.upgrade() else {
+                    continue;
+                };
+                if tpl.count() == 0 {
+                    continue;
+                }
+                if let Err(e) = consumer.commit(tpl, CommitMode::Sync) {
+                    // The checkpoint holds the offsets; the next commit (or the resume rule)
+                    // covers it.
+                    tracing::warn!(target: "kafka", error = %e, "committing offsets to the group");
+                }
             }
         })
     }
@@ -457,6 +546,7 @@ impl KafkaSource {
         for (partition, start) in lock(&self.shared.starts).drain(..) {
             self.next.insert(partition, start);
         }
+        self.all_ready = lock(&self.shared.ready).len() == self.consumers.len();
         let assigned = lock(&self.shared.assigned).clone();
         // Revoked partitions: what was buffered and not emitted is the new owner's to read.
         self.partitions.retain(|p, _| assigned.contains(p));
@@ -465,9 +555,19 @@ impl KafkaSource {
         }
     }
 
-    /// Takes one message or event from the client into the partition queues.
+    /// Takes at most one message or event from each topic's client into the partition queues,
+    /// waiting up to `timeout` on the first; true when any gave one.
     fn poll_once(&mut self, timeout: Duration) -> Result<bool> {
-        let consumer = Arc::clone(&self.consumer);
+        let mut any = false;
+        for t in 0..self.consumers.len() {
+            let wait = if t == 0 { timeout } else { Duration::ZERO };
+            any |= self.poll_topic(t, wait)?;
+        }
+        Ok(any)
+    }
+
+    fn poll_topic(&mut self, t: usize, timeout: Duration) -> Result<bool> {
+        let consumer = Arc::clone(&self.consumers[t]);
         let Some(result) = consumer.poll(timeout) else {
             return Ok(false);
         };
@@ -475,29 +575,29 @@ impl KafkaSource {
         match result {
             Ok(message) => {
                 self.last_message = Instant::now();
-                let partition = message.partition();
-                if !self.partitions.contains_key(&partition) {
+                let tp = (t, message.partition());
+                if !self.partitions.contains_key(&tp) {
                     // Fetched before the partition was revoked: its new owner reads it.
                     return Ok(true);
                 }
-                let expected = self.next.get(&partition).copied().unwrap_or(i64::MIN);
+                let expected = self.next.get(&tp).copied().unwrap_or(i64::MIN);
                 if message.offset() < expected {
                     // Already learned (a replay after a rebalance); skip it.
                     return Ok(true);
                 }
                 let pending = pending(&message);
                 let queue_cap = self.config.partition_queue;
-                let state = self.partitions.entry(partition).or_default();
+                let state = self.partitions.entry(tp).or_default();
                 state.at_end = false;
                 state.queue.push_back(pending);
                 if state.queue.len() >= queue_cap && !state.paused {
                     state.paused = true;
-                    self.set_paused(partition, true);
+                    self.set_paused(tp, true);
                 }
                 Ok(true)
             }
             Err(KafkaError::PartitionEOF(partition)) => {
-                if let Some(state) = self.partitions.get_mut(&partition) {
+                if let Some(state) = self.partitions.get_mut(&(t, partition)) {
                     state.at_end = true;
                 }
                 Ok(true)
@@ -509,13 +609,14 @@ impl KafkaSource {
         }
     }
 
-    fn set_paused(&self, partition: i32, paused: bool) {
+    fn set_paused(&self, (t, partition): Tp, paused: bool) {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.config.topic, partition);
+        tpl.add_partition(&self.shared.names[t], partition);
+        let consumer = &self.consumers[t];
         let result = if paused {
-            self.consumer.pause(&tpl)
+            consumer.pause(&tpl)
         } else {
-            self.consumer.resume(&tpl)
+            consumer.resume(&tpl)
         };
         if let Err(e) = result {
             tracing::warn!(target: "kafka", error = %e, partition, paused, "pausing a partition");
@@ -523,8 +624,11 @@ impl KafkaSource {
     }
 
     /// The partition whose head goes next, if the merge may emit now.
-    fn next_partition(&self) -> Option<i32> {
-        let mut best: Option<(i64, i32, i64)> = None;
+    fn next_partition(&self) -> Option<Tp> {
+        if !self.all_ready {
+            return None;
+        }
+        let mut best: Option<(i64, Tp, i64)> = None;
         for (&p, state) in &self.partitions {
             match state.queue.front() {
                 Some(m) => {
@@ -544,9 +648,9 @@ impl KafkaSource {
         best.map(|(_, p, _)| p)
     }
 
-    fn decode(&mut self, parts: &mut ChunkParts, message: Pending, partition: i32) {
+    fn decode(&mut self, parts: &mut ChunkParts, message: Pending, (t, partition): Tp) {
         let coordinates = Coordinates {
-            topic: Arc::clone(&self.topic),
+            topic: Arc::clone(&self.topics[t]),
             partition,
             offset: message.offset,
             timestamp_ms: message.timestamp,
@@ -598,14 +702,14 @@ impl KafkaSource {
                     kind: err.kind.as_str(),
                     field: err.field.clone(),
                     reason: err.to_string(),
-                    origin: format!("{}/{}@{}", self.topic, partition, message.offset),
+                    origin: format!("{}/{}@{}", self.topics[t], partition, message.offset),
                     raw: String::from_utf8_lossy(keep).into_owned(),
                     coordinates: Some(coordinates),
                 });
                 self.records += 1;
             }
         }
-        self.next.insert(partition, message.offset + 1);
+        self.next.insert((t, partition), message.offset + 1);
     }
 
     fn report_lag(&mut self) {
@@ -619,8 +723,8 @@ impl KafkaSource {
             let Some(&hi) = high.get(&p) else { continue };
             let next = self.next.get(&p).copied().unwrap_or(0);
             lag.get_or_create(&PartitionLabels {
-                topic: self.config.topic.clone(),
-                partition: p.to_string(),
+                topic: self.shared.names[p.0].clone(),
+                partition: p.1.to_string(),
             })
             .set((hi - next).max(0));
         }
@@ -693,11 +797,22 @@ impl Source for KafkaSource {
     }
 
     fn position(&self) -> Position {
+        let offsets = |t: usize| -> Vec<(i32, i64)> {
+            self.next
+                .range((t, i32::MIN)..=(t, i32::MAX))
+                .map(|(&(_, p), &o)| (p, o))
+                .collect()
+        };
+        let names = &self.shared.names;
         Position {
             records: self.records,
             location: Location::Kafka {
-                topic: self.config.topic.clone(),
-                offsets: self.next.iter().map(|(&p, &o)| (p, o)).collect(),
+                topic: names[0].clone(),
+                offsets: offsets(0),
+                more: (1..names.len())
+                    .map(|t| (names[t].clone(), offsets(t)))
+                    .filter(|(_, o)| !o.is_empty())
+                    .collect(),
             },
         }
     }

@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Result, RuntimeError};
 
-/// A `kafka://HOST:PORT[,HOST:PORT]/TOPIC` address: (brokers, topic).
+/// A `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]` address: (brokers, topics as written).
 pub fn parse_kafka_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("kafka://")?;
     let (brokers, topic) = rest.split_once('/')?;
