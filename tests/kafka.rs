@@ -98,13 +98,18 @@ fn quick_mode_learns_a_topic_and_writes_predictions_and_dead_letters_to_topics()
 /// Runs a pipeline (written by `pipeline(dir, group)`) to the end unbroken, and again killed
 /// with SIGKILL once `kills[0]` and then `kills[1]` events are checkpointed and resumed; checks
 /// both runs end with the same counts, metrics, model and position, every event learned once.
-/// Returns the killed run's final checkpoint.
+/// Creates the runs' sink topics first. Returns the killed run's final checkpoint.
 fn killed_twice_equals_unbroken(
+    broker: &Broker,
     root: &std::path::Path,
     events: u64,
     kills: [u64; 2],
     pipeline: impl Fn(&std::path::Path, &str) -> Result<std::path::PathBuf>,
 ) -> Result<eddy_runtime::checkpoint::Checkpoint> {
+    for group in ["unbroken", "broken"] {
+        broker.create_topic(&format!("predictions-{group}"), 1)?;
+        broker.create_topic(&format!("dead-{group}"), 1)?;
+    }
     let unbroken = root.join("unbroken");
     std::fs::create_dir_all(&unbroken)?;
     let p = pipeline(&unbroken, "unbroken")?;
@@ -159,19 +164,15 @@ fn sigkill_and_resume_over_a_topic_is_bit_identical_to_an_unbroken_run() -> Resu
     const EVENTS: u64 = 60_000;
     let broker = Broker::start()?;
     broker.create_topic("events", PARTITIONS)?;
-    for t in [
-        "predictions-unbroken",
-        "dead-unbroken",
-        "predictions-broken",
-        "dead-broken",
-    ] {
-        broker.create_topic(t, 1)?;
-    }
     broker.produce("events", &messages(EVENTS, 17)?)?;
     let root = tempfile::tempdir()?;
-    killed_twice_equals_unbroken(root.path(), EVENTS, [6_000, 30_000], |dir, group| {
-        pipeline(dir, &broker, group, "")
-    })?;
+    killed_twice_equals_unbroken(
+        &broker,
+        root.path(),
+        EVENTS,
+        [6_000, 30_000],
+        |dir, group| pipeline(dir, &broker, group, ""),
+    )?;
 
     // Predictions are at least once: deduplicated on (partition, offset), each event once.
     let predictions = broker.read_all(
@@ -190,14 +191,6 @@ fn two_topics_are_one_stream_and_resume_bit_identically() -> Result<()> {
     let broker = Broker::start()?;
     broker.create_topic("events", PARTITIONS)?;
     broker.create_topic("more", 2)?;
-    for t in [
-        "predictions-unbroken",
-        "dead-unbroken",
-        "predictions-broken",
-        "dead-broken",
-    ] {
-        broker.create_topic(t, 1)?;
-    }
     broker.produce("events", &messages(EACH, 41)?)?;
     let mut more = messages(EACH, 43)?;
     for m in &mut more {
@@ -205,14 +198,19 @@ fn two_topics_are_one_stream_and_resume_bit_identically() -> Result<()> {
     }
     broker.produce("more", &more)?;
     let root = tempfile::tempdir()?;
-    let end =
-        killed_twice_equals_unbroken(root.path(), 2 * EACH, [5_000, 22_000], |dir, group| {
+    let end = killed_twice_equals_unbroken(
+        &broker,
+        root.path(),
+        2 * EACH,
+        [5_000, 22_000],
+        |dir, group| {
             let p = pipeline(dir, &broker, group, "")?;
             let text = std::fs::read_to_string(&p)?
                 .replace("topic = \"events\"", "topics = [\"events\", \"more\"]");
             std::fs::write(&p, text)?;
             Ok(p)
-        })?;
+        },
+    )?;
     // The position holds every partition of both topics at its end.
     let offsets = end.position.location.kafka_offsets();
     let mut ends = std::collections::BTreeMap::new();
