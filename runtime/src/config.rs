@@ -69,6 +69,9 @@ fn default_true() -> bool {
 fn default_address() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_trainer_nice() -> i32 {
+    10
+}
 fn default_body() -> usize {
     1 << 20
 }
@@ -94,6 +97,10 @@ pub struct ServeConfig {
     /// How often training publishes fresh parameters to the server.
     #[serde(default = "default_publish")]
     pub publish_interval_ms: u64,
+    /// Nice value (0 to 19) of the source and trainer threads while serving, so requests run
+    /// first on a busy machine; 0 keeps training at the server's priority.
+    #[serde(default = "default_trainer_nice")]
+    pub trainer_nice: i32,
     /// Requests answered at once; more get 503 with Retry-After.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
@@ -161,6 +168,7 @@ impl Default for ServeConfig {
             max_body_bytes: default_body(),
             max_instances: default_instances(),
             publish_interval_ms: default_publish(),
+            trainer_nice: default_trainer_nice(),
             latest_keys: default_latest_keys(),
             max_in_flight: default_in_flight(),
             request_timeout_ms: default_timeout(),
@@ -252,6 +260,12 @@ impl PipelineConfig {
         }
         if self.serve.publish_interval_ms == 0 {
             problems.push("serve.publish_interval_ms: must be >= 1, got 0".into());
+        }
+        if !(0..=19).contains(&self.serve.trainer_nice) {
+            problems.push(format!(
+                "serve.trainer_nice: must be 0 to 19, got {}",
+                self.serve.trainer_nice
+            ));
         }
         let learner = learner_ok
             .then(|| self.model.learner_params().ok())

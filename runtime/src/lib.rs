@@ -20,6 +20,7 @@ pub mod metrics;
 mod model_config;
 pub mod pipeline;
 pub mod presets;
+mod priority;
 pub mod quick;
 pub mod serve;
 pub mod sink;

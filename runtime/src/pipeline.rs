@@ -364,7 +364,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let stop = options.stop.clone();
     let max_events = options.max_events;
     let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
+    // Serving goes first: the source and the trainer yield the CPU to the HTTP threads.
+    let nice = if config.serve.enabled {
+        config.serve.trainer_nice
+    } else {
+        0
+    };
     let reader = tokio::task::spawn_blocking(move || {
+        let _lowered = crate::priority::lower_this_thread(nice);
         let mut read = 0u64;
         loop {
             let want = max_events.map_or(batch_size as u64, |m| (batch_size as u64).min(m - read));
@@ -394,6 +401,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
 
     let stop = options.stop.clone();
     let trained = tokio::task::spawn_blocking(move || {
+        let _lowered = crate::priority::lower_this_thread(nice);
         let mut failure = None;
         while let Some(message) = rx.blocking_recv() {
             let outcome = match message {
