@@ -31,6 +31,18 @@ fn wait_for_partitions(worker: &mut Running, n: usize) -> Result<()> {
     }
 }
 
+/// Waits (up to 60 s) until the worker writing under `dir` has checkpointed at least `events`.
+fn wait_for_checkpoint(dir: &Path, events: u64, worker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latest_events(dir) < events {
+        assert!(
+            Instant::now() < deadline,
+            "worker {worker} never checkpointed {events} events"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn worker(dir: &Path, broker: &Broker, group: &str, extra: &str) -> Result<Running> {
     std::fs::create_dir_all(dir)?;
     let p = pipeline(dir, broker, group, "")?;
@@ -139,11 +151,7 @@ fn a_killed_worker_s_partitions_are_taken_over_with_nothing_lost() -> Result<()>
     let data = messages(2 * HALF, 29)?;
     broker.produce("events", &data[..HALF as usize])?;
     // Kill A once it has checkpointed some of its share.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while latest_events(&root.path().join("a")) == 0 {
-        assert!(Instant::now() < deadline, "worker A never checkpointed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_checkpoint(&root.path().join("a"), 1, "A");
     a.signal(libc::SIGKILL);
     a.wait(Duration::from_secs(10))?;
     broker.produce("events", &data[HALF as usize..])?;
@@ -329,24 +337,13 @@ fn keyed_state_moves_with_its_partition_through_a_rebalance_and_a_kill() -> Resu
     let mut a = spawn("a")?;
     wait_for_partitions(&mut a, 4)?;
     broker.produce("events", &data[..third])?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while latest_events(&root.path().join("a")) < third as u64 - 500 {
-        assert!(
-            Instant::now() < deadline,
-            "worker A never checkpointed the first third"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_checkpoint(&root.path().join("a"), third as u64 - 500, "A");
     // B joins: two partitions, with their keys' state, move from A to B.
     let mut b = spawn("b")?;
     wait_for_partitions(&mut b, 2)?;
     wait_for_partitions(&mut a, 2)?;
     broker.produce("events", &data[third..2 * third])?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while latest_events(&root.path().join("b")) == 0 {
-        assert!(Instant::now() < deadline, "worker B never checkpointed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_checkpoint(&root.path().join("b"), 1, "B");
     // A dies without a word; B takes its partitions from A's last checkpoint.
     a.signal(libc::SIGKILL);
     a.wait(Duration::from_secs(10))?;
