@@ -67,6 +67,7 @@ mod error;
 pub mod frame;
 mod keyed;
 pub mod ops;
+mod prepare;
 mod schema;
 mod set;
 
@@ -79,5 +80,6 @@ pub use config::{
 pub use decode::{BatchBuilder, CsvHeader, Fill, MAX_ABS_NUMBER};
 pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
 pub use keyed::KeyedState;
+pub use prepare::{Prepared, Preparer};
 pub use schema::{Field, FieldType, Schema};
 pub use set::FeatureSet;

@@ -174,6 +174,18 @@ impl FeatureSet {
         if !learn {
             return self.transform_frozen(batch, out);
         }
+        self.transform_prepared(batch, None, out)
+    }
+
+    /// [`FeatureSet::transform`] with `learn = true`, taking the rows of the stateless sparse
+    /// operators from `prepared` (made by this set's [`Preparer`](crate::Preparer) for this
+    /// batch) instead of computing them here; the output is the same either way.
+    pub fn transform_prepared(
+        &mut self,
+        batch: &RecordBatch,
+        prepared: Option<&crate::Prepared>,
+        out: &mut FeatureBatch,
+    ) -> Result<()> {
         self.check_batch(batch)?;
         out.reset(batch.num_rows(), self.dense_width);
         let pass = first_pass(&self.operators, batch, true, out)?;
@@ -194,8 +206,15 @@ impl FeatureSet {
             .filter(|op| !op.is_dense())
             .collect();
         let count = sparse.len();
-        assemble_sparse(batch.num_rows(), count, out, |k, part| {
-            sparse[k].learn_sparse(batch, &pass.skip, part)
+        let rows = batch.num_rows();
+        assemble_sparse(rows, count, out, |k, part| {
+            match prepared.and_then(|p| p.part(k, sparse[k], rows)) {
+                Some(ready) => {
+                    ready.copy_to(&pass.skip, part);
+                    Ok(())
+                }
+                None => sparse[k].learn_sparse(batch, &pass.skip, part),
+            }
         })
     }
 

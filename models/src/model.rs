@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use arrow_array::{Array, Float64Array, StringArray};
 use eddy_features::{
     BatchBuilder, DecodeError, DecodeErrorKind, FeatureBatch, FeatureConfig, FeatureSet, Field,
-    FieldType, Schema,
+    FieldType, Prepared, Preparer, Schema,
 };
 use eddy_ml::{
     AnyModel, FeatureVec, KMeansValidParams, MlError, PerKey, Prediction, ProgressiveMetrics,
@@ -302,9 +302,22 @@ impl TrainedModel {
         spec: &ModelSpec,
         batch: &arrow_array::RecordBatch,
         scratch: &mut FeatureBatch,
+        on_row: impl FnMut(usize, RowOutcome),
+    ) -> Result<()> {
+        self.learn_batch_prepared(spec, batch, None, scratch, on_row)
+    }
+
+    /// [`TrainedModel::learn_batch`] with the stateless features of `batch` computed ahead
+    /// (by [`TrainedModel::preparer`], possibly on another thread); the same outcome.
+    pub fn learn_batch_prepared(
+        &mut self,
+        spec: &ModelSpec,
+        batch: &arrow_array::RecordBatch,
+        prepared: Option<&Prepared>,
+        scratch: &mut FeatureBatch,
         mut on_row: impl FnMut(usize, RowOutcome),
     ) -> Result<()> {
-        self.features.transform(batch, true, scratch)?;
+        self.features.transform_prepared(batch, prepared, scratch)?;
         let target = spec.target_index().map(|i| batch.column(i).as_ref());
         let keys = spec
             .key_index()
@@ -354,6 +367,11 @@ impl TrainedModel {
             }
         }
         Ok(())
+    }
+
+    /// What can compute this model's stateless features ahead of learning, if it has any.
+    pub fn preparer(&self) -> Option<Preparer> {
+        Preparer::of(&self.features)
     }
 
     /// An immutable copy for serving; its version is the number of events learned.

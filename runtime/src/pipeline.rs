@@ -370,6 +370,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     } else {
         0
     };
+    let preparer = trainer.model.preparer();
     let reader = tokio::task::spawn_blocking(move || {
         let _lowered = crate::priority::lower_this_thread(nice);
         let mut read = 0u64;
@@ -382,12 +383,27 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.blocking_send(Message::Chunk(Err(e)));
+                    let _ = tx.blocking_send(Message::Chunk(Err(e), None));
                     break;
                 }
             };
             read += (chunk.seqs.len() + chunk.dead.len()) as u64;
-            if tx.blocking_send(Message::Chunk(Ok(chunk))).is_err() {
+            // A full queue means the trainer is behind and this thread has time to spare: it
+            // computes the chunk's stateless features (hashing) so the trainer need not. The
+            // features are the same either way; only who computes them depends on timing.
+            let message = match tx.try_send(Message::Chunk(Ok(chunk), None)) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(message)) => match (message, &preparer) {
+                    (Message::Chunk(Ok(chunk), None), Some(preparer)) => {
+                        // A batch the operators cannot read is left to the trainer to refuse.
+                        let prepared = preparer.prepare(&chunk.batch).ok();
+                        Message::Chunk(Ok(chunk), prepared)
+                    }
+                    (message, _) => message,
+                },
+            };
+            if tx.blocking_send(message).is_err() {
                 return;
             }
         }
@@ -405,7 +421,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         let mut failure = None;
         while let Some(message) = rx.blocking_recv() {
             let outcome = match message {
-                Message::Chunk(chunk) => chunk.and_then(|chunk| trainer.process(chunk)),
+                Message::Chunk(chunk, prepared) => {
+                    chunk.and_then(|chunk| trainer.process(chunk, prepared))
+                }
                 Message::Learn(request) => trainer.learn_request(request),
                 Message::Revoke { partitions, done } => {
                     let outcome = trainer.revoke(&partitions);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::{Array, StringArray};
-use eddy_features::FeatureBatch;
+use eddy_features::{FeatureBatch, Prepared};
 use eddy_ml::MetricValues;
 use eddy_models::server::{LearnReply, LearnRequest};
 use eddy_models::{
@@ -48,8 +48,9 @@ pub struct CurvePoint {
 
 /// What reaches the trainer, in order.
 pub(crate) enum Message {
-    /// The next chunk of the source (or why it could not be read).
-    Chunk(Result<Chunk>),
+    /// The next chunk of the source (or why it could not be read), with its stateless
+    /// features when the source thread had time to compute them.
+    Chunk(Result<Chunk>, Option<Prepared>),
     /// Labelled events sent over HTTP (`POST /v1/models/{name}/learn`).
     Learn(LearnRequest),
     /// The source gives up partitions: checkpoint and commit, hand their keyed state over,
@@ -147,12 +148,12 @@ pub(crate) struct Trainer {
 impl Trainer {
     /// Handles one chunk completely: dead letters, progressive validation, sinks, and whatever
     /// checkpoint, publication or progress report is due.
-    pub(crate) fn process(&mut self, chunk: Chunk) -> Result<()> {
+    pub(crate) fn process(&mut self, chunk: Chunk, prepared: Option<Prepared>) -> Result<()> {
         for dead in &chunk.dead {
             self.dead_letter(dead)?;
         }
         let before = self.counters.learned;
-        self.learn(&chunk)?;
+        self.learn(&chunk, prepared.as_ref())?;
         if let Some(sync) = self.sync.as_mut() {
             sync.after_learning(&mut self.model, self.counters.learned - before)?;
         }
@@ -232,7 +233,7 @@ impl Trainer {
         Ok(())
     }
 
-    fn learn(&mut self, chunk: &Chunk) -> Result<()> {
+    fn learn(&mut self, chunk: &Chunk, prepared: Option<&Prepared>) -> Result<()> {
         if let Some(handover) = self.handover.as_mut() {
             handover.note(&chunk.batch, &chunk.origins);
         }
@@ -252,9 +253,10 @@ impl Trainer {
         // When the latest are kept: each key's last learned row, its prediction and version.
         let mut newest: HashMap<Option<&str>, (usize, serde_json::Value, u64)> = HashMap::new();
         let keep_latest = self.latest.is_some();
-        self.model.learn_batch(
+        self.model.learn_batch_prepared(
             &self.spec,
             &chunk.batch,
+            prepared,
             &mut self.scratch,
             |row, outcome| {
                 let seq = chunk.seqs[row];

@@ -241,6 +241,15 @@ impl FeatureOp {
         )
     }
 
+    /// True for sparse operators whose output for a row depends on that row alone (no state
+    /// is read or learned), so it can be computed ahead on another thread ([`crate::Preparer`]).
+    pub fn is_row_local(&self) -> bool {
+        matches!(
+            self,
+            FeatureOp::Hash(_) | FeatureOp::SignedHash(_) | FeatureOp::Cross(_)
+        )
+    }
+
     /// True for operators that may refuse rows (they read an event time).
     pub fn reads_event_time(&self) -> bool {
         match self {

@@ -287,22 +287,35 @@ impl LinearCore {
     ) {
         let (l1, l2) = (params.l1(), params.l2());
         let rule = Rule::new(opt, t, eta);
-        let s = self.stride;
-        let state = &mut self.state;
-        let mut touch = |j: usize, xj: f64| {
-            if let Some((wj, st)) = state
-                .get_mut(j * s..(j + 1) * s)
-                .and_then(<[f64]>::split_first_mut)
-            {
-                let gj = (g * xj).clamp(-GRAD_LIMIT, GRAD_LIMIT);
-                *wj = rule.step(*wj, gj, st, l1, l2);
-            }
-        };
-        for (j, &xj) in x.dense_part().iter().enumerate() {
-            touch(j, xj);
-        }
-        for (&i, &xi) in x.indices().iter().zip(x.values()) {
-            touch(i as usize, xi);
+        let (state, s) = (&mut self.state[..], self.stride);
+        // One loop per rule, each with a rule of known kind, so the step inlines into it and
+        // the square roots and divisions of successive coordinates overlap.
+        match rule {
+            Rule::AdaGrad { eta, eps } => touch_active(state, s, x, g, |w, gj, st| {
+                Rule::AdaGrad { eta, eps }.step(w, gj, st, l1, l2)
+            }),
+            Rule::Adam {
+                eta,
+                b1,
+                b2,
+                eps,
+                bc1,
+                bc2,
+            } => touch_active(state, s, x, g, |w, gj, st| {
+                let adam = Rule::Adam {
+                    eta,
+                    b1,
+                    b2,
+                    eps,
+                    bc1,
+                    bc2,
+                };
+                adam.step(w, gj, st, l1, l2)
+            }),
+            Rule::Ftrl { inv_alpha, beta } => touch_active(state, s, x, g, |w, gj, st| {
+                Rule::Ftrl { inv_alpha, beta }.step(w, gj, st, l1, l2)
+            }),
+            Rule::Keep => {}
         }
         if params.fit_intercept() && params.intercept_learning_rate() > 0.0 {
             // the intercept is a coordinate with x = 1, its own state and no penalty; its rate is
@@ -311,6 +324,33 @@ impl LinearCore {
             let gb = g.clamp(-GRAD_LIMIT, GRAD_LIMIT);
             self.intercept = rule.step(self.intercept, gb, &mut self.bias, 0.0, 0.0);
         }
+    }
+}
+
+/// Applies `step` to the weight and slots of each active coordinate of `x` (stride `s` in
+/// `state`), with that coordinate's clipped gradient `g * x_j`.
+#[inline(always)]
+fn touch_active(
+    state: &mut [f64],
+    s: usize,
+    x: &FeatureVec<'_>,
+    g: f64,
+    mut step: impl FnMut(f64, f64, &mut [f64]) -> f64,
+) {
+    let mut touch = |j: usize, xj: f64| {
+        if let Some((wj, st)) = state
+            .get_mut(j * s..(j + 1) * s)
+            .and_then(<[f64]>::split_first_mut)
+        {
+            let gj = (g * xj).clamp(-GRAD_LIMIT, GRAD_LIMIT);
+            *wj = step(*wj, gj, st);
+        }
+    };
+    for (j, &xj) in x.dense_part().iter().enumerate() {
+        touch(j, xj);
+    }
+    for (&i, &xi) in x.indices().iter().zip(x.values()) {
+        touch(i as usize, xi);
     }
 }
 
@@ -398,7 +438,7 @@ impl Rule {
 
     /// New value of a weight `w` whose loss gradient is `g` (finite, `|g| <= GRAD_LIMIT`), given
     /// its state slots. Every intermediate is kept finite, so the result and the state are finite.
-    #[inline]
+    #[inline(always)]
     fn step(self, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
         let new = match (self, st) {
             (Rule::AdaGrad { eta, eps }, [sum_g2, ..]) => {
