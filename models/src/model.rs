@@ -231,10 +231,10 @@ pub struct TrainedModel {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowOutcome {
     /// Predicted by the model at `version` (events learned), then learned. `json` is the
-    /// prediction as sinks and the server show it.
+    /// prediction as sinks and the server show it, when it was asked for.
     Learned {
         prediction: Prediction,
-        json: Value,
+        json: Option<Value>,
         version: u64,
     },
     /// Refused without changing any state.
@@ -248,20 +248,36 @@ fn learner_refusal(e: &MlError) -> DecodeError {
     )
 }
 
-/// The target of `row` as the learner takes it.
-fn target_of<'a>(column: Option<&'a dyn Array>, row: usize) -> Target<'a> {
-    let Some(column) = column else {
-        return Target::Unlabelled;
-    };
-    if column.is_null(row) {
-        return Target::Unlabelled;
+/// A batch's target column, its type resolved once.
+#[derive(Clone, Copy)]
+enum TargetColumn<'a> {
+    Absent,
+    Numbers(&'a Float64Array),
+    Labels(&'a StringArray),
+}
+
+impl<'a> TargetColumn<'a> {
+    fn of(column: Option<&'a dyn Array>) -> Self {
+        let Some(column) = column else {
+            return TargetColumn::Absent;
+        };
+        if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
+            TargetColumn::Numbers(numbers)
+        } else if let Some(labels) = column.as_any().downcast_ref::<StringArray>() {
+            TargetColumn::Labels(labels)
+        } else {
+            TargetColumn::Absent
+        }
     }
-    if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
-        Target::Number(numbers.value(row))
-    } else if let Some(labels) = column.as_any().downcast_ref::<StringArray>() {
-        Target::Label(labels.value(row))
-    } else {
-        Target::Unlabelled
+
+    /// The target of `row` as the learner takes it.
+    #[inline]
+    fn at(self, row: usize) -> Target<'a> {
+        match self {
+            TargetColumn::Numbers(a) if a.is_valid(row) => Target::Number(a.value(row)),
+            TargetColumn::Labels(a) if a.is_valid(row) => Target::Label(a.value(row)),
+            _ => Target::Unlabelled,
+        }
     }
 }
 
@@ -304,21 +320,23 @@ impl TrainedModel {
         scratch: &mut FeatureBatch,
         on_row: impl FnMut(usize, RowOutcome),
     ) -> Result<()> {
-        self.learn_batch_prepared(spec, batch, None, scratch, on_row)
+        self.learn_batch_prepared(spec, batch, None, scratch, true, on_row)
     }
 
     /// [`TrainedModel::learn_batch`] with the stateless features of `batch` computed ahead
-    /// (by [`TrainedModel::preparer`], possibly on another thread); the same outcome.
+    /// (by [`TrainedModel::preparer`], possibly on another thread), and each learned row's
+    /// JSON only when `json` asks for it; the same learning either way.
     pub fn learn_batch_prepared(
         &mut self,
         spec: &ModelSpec,
         batch: &arrow_array::RecordBatch,
         prepared: Option<&Prepared>,
         scratch: &mut FeatureBatch,
+        json: bool,
         mut on_row: impl FnMut(usize, RowOutcome),
     ) -> Result<()> {
         self.features.transform_prepared(batch, prepared, scratch)?;
-        let target = spec.target_index().map(|i| batch.column(i).as_ref());
+        let target = TargetColumn::of(spec.target_index().map(|i| batch.column(i).as_ref()));
         let keys = spec
             .key_index()
             .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
@@ -329,7 +347,7 @@ impl TrainedModel {
                 on_row(row, RowOutcome::Refused(error.clone()));
                 continue;
             }
-            let y = target_of(target, row);
+            let y = target.at(row);
             if !clustering && y == Target::Unlabelled {
                 continue;
             }
@@ -347,7 +365,7 @@ impl TrainedModel {
             let model = self.learner.for_key_mut(key_of(keys, row));
             match model.predict_learn_one(&x, y, 1.0) {
                 Ok(prediction) => {
-                    let json = prediction_json(model, &prediction);
+                    let json = json.then(|| prediction_json(model, &prediction));
                     if clustering {
                         self.metrics.update_point(&x, &y, &prediction);
                     } else {

@@ -258,14 +258,16 @@ impl Trainer {
             &chunk.batch,
             prepared,
             &mut self.scratch,
+            predictions.is_some() || keep_latest,
             |row, outcome| {
                 let seq = chunk.seqs[row];
                 match outcome {
                     RowOutcome::Learned {
-                        json: prediction,
+                        json,
                         version: model_version,
                         ..
                     } => {
+                        let prediction = json.unwrap_or_default();
                         learned += 1;
                         let key = keys
                             .as_ref()
@@ -333,7 +335,7 @@ impl Trainer {
             &batch,
             &mut self.scratch,
             |row, outcome| match outcome {
-                RowOutcome::Learned { json, .. } => predictions.push(json),
+                RowOutcome::Learned { json, .. } => predictions.push(json.unwrap_or_default()),
                 RowOutcome::Refused(error) => {
                     refused.get_or_insert(InstanceError { index: row, error });
                 }
