@@ -101,6 +101,11 @@ pub struct ServeConfig {
     /// first on a busy machine; 0 keeps training at the server's priority.
     #[serde(default = "default_trainer_nice")]
     pub trainer_nice: i32,
+    /// Runs the source and trainer threads in Linux's SCHED_IDLE class while serving instead
+    /// (`trainer_nice` then does not apply): requests never wait behind training, and a
+    /// saturated server can starve it.
+    #[serde(default)]
+    pub trainer_idle: bool,
     /// Requests answered at once; more get 503 with Retry-After.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
@@ -169,6 +174,7 @@ impl Default for ServeConfig {
             max_instances: default_instances(),
             publish_interval_ms: default_publish(),
             trainer_nice: default_trainer_nice(),
+            trainer_idle: false,
             latest_keys: default_latest_keys(),
             max_in_flight: default_in_flight(),
             request_timeout_ms: default_timeout(),

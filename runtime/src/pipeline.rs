@@ -23,6 +23,7 @@ use crate::checkpoint::{CheckpointStore, Counters};
 use crate::config::{CheckpointConfig, ValidConfig};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::PipelineMetrics;
+use crate::priority::Yield;
 use crate::sink::SinkConfig;
 use crate::source::{BuildContext, SourceConfig, TopicPartition};
 use crate::trainer::{CheckpointPolicy, Message, ProgressFn, Trainer};
@@ -365,14 +366,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let max_events = options.max_events;
     let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     // Serving goes first: the source and the trainer yield the CPU to the HTTP threads.
-    let nice = if config.serve.enabled {
-        config.serve.trainer_nice
-    } else {
-        0
+    let step_back = match (config.serve.enabled, config.serve.trainer_idle) {
+        (false, _) => Yield::Nice(0),
+        (true, true) => Yield::Idle,
+        (true, false) => Yield::Nice(config.serve.trainer_nice),
     };
     let preparer = trainer.model.preparer();
     let reader = tokio::task::spawn_blocking(move || {
-        let _lowered = crate::priority::lower_this_thread(nice);
+        let _lowered = crate::priority::lower_this_thread(step_back);
         let mut read = 0u64;
         loop {
             let want = max_events.map_or(batch_size as u64, |m| (batch_size as u64).min(m - read));
@@ -417,7 +418,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
 
     let stop = options.stop.clone();
     let trained = tokio::task::spawn_blocking(move || {
-        let _lowered = crate::priority::lower_this_thread(nice);
+        let _lowered = crate::priority::lower_this_thread(step_back);
         let mut failure = None;
         while let Some(message) = rx.blocking_recv() {
             let outcome = match message {

@@ -3,29 +3,47 @@
 //! machine the HTTP server's threads run first and a prediction waits on no training work.
 //! With no requests there is nobody to yield to, and training runs at full speed.
 
+/// How far the source and trainer threads step back while serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Yield {
+    /// Their nice value (1 to 19; 0 leaves them alone): they still get a share of the CPU
+    /// in proportion to their weight.
+    Nice(i32),
+    /// Linux's SCHED_IDLE class: they run only on CPU time nothing else wants, so a request
+    /// never waits behind them, and a saturated server can starve training.
+    Idle,
+}
+
 /// The calling thread's priority, lowered by [`lower_this_thread`] until this is dropped.
 pub(crate) struct Lowered {
     #[cfg(target_os = "linux")]
-    previous: Option<i32>,
+    previous: Option<Previous>,
 }
 
-/// Sets the calling thread's nice value to `nice` (0 to 19; 0 leaves it alone). On Linux the
-/// nice value belongs to the thread, not the process; elsewhere this does nothing.
-pub(crate) fn lower_this_thread(nice: i32) -> Lowered {
+#[cfg(target_os = "linux")]
+enum Previous {
+    Nice(i32),
+    Policy(i32),
+}
+
+/// Lowers the calling thread's priority as `how` says. On Linux the nice value and the
+/// scheduling class belong to the thread, not the process; elsewhere this does nothing.
+pub(crate) fn lower_this_thread(how: Yield) -> Lowered {
     #[cfg(target_os = "linux")]
     {
-        if nice <= 0 {
-            return Lowered { previous: None };
-        }
-        let previous = set_nice(nice);
+        let previous = match how {
+            Yield::Nice(nice) if nice <= 0 => return Lowered { previous: None },
+            Yield::Nice(nice) => set_nice(nice).map(Previous::Nice),
+            Yield::Idle => set_policy(libc::SCHED_IDLE).map(Previous::Policy),
+        };
         if previous.is_none() {
-            tracing::debug!(nice, "could not lower the training thread's priority");
+            tracing::debug!(?how, "could not lower the training thread's priority");
         }
         Lowered { previous }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = nice;
+        let _ = how;
         Lowered {}
     }
 }
@@ -35,9 +53,25 @@ impl Drop for Lowered {
         // A pooled thread goes back to its pool at the priority it came with (raising it back
         // may be refused without privileges; it then stays lower, which is harmless).
         #[cfg(target_os = "linux")]
-        if let Some(previous) = self.previous {
-            let _ = set_nice(previous);
+        match self.previous {
+            Some(Previous::Nice(nice)) => drop(set_nice(nice)),
+            Some(Previous::Policy(policy)) => drop(set_policy(policy)),
+            None => {}
         }
+    }
+}
+
+/// Moves the calling thread to scheduling class `policy` (a non-real-time one, priority 0);
+/// the class it had, or `None` when refused.
+#[cfg(target_os = "linux")]
+fn set_policy(policy: i32) -> Option<i32> {
+    let param = libc::sched_param { sched_priority: 0 };
+    #[allow(unsafe_code)]
+    // SAFETY: `param` is a valid sched_param that outlives the call, which only reads it; pid 0
+    // names the calling thread. sched_getscheduler takes an integer only.
+    unsafe {
+        let before = libc::sched_getscheduler(0);
+        (before >= 0 && libc::sched_setscheduler(0, policy, &param) == 0).then_some(before)
     }
 }
 
@@ -60,14 +94,23 @@ fn set_nice(nice: i32) -> Option<i32> {
 mod tests {
     use super::*;
 
-    fn nice_now() -> i32 {
+    /// Field `n` (numbered from 1 as in proc(5)) of this thread's stat line.
+    fn stat_field(n: usize) -> i32 {
         std::fs::read_to_string("/proc/thread-self/stat")
             .expect("stat")
             .rsplit(')')
             .next()
-            .and_then(|rest| rest.split_whitespace().nth(16))
+            .and_then(|rest| rest.split_whitespace().nth(n - 3))
             .and_then(|n| n.parse().ok())
-            .expect("the nice field")
+            .expect("a number")
+    }
+
+    fn nice_now() -> i32 {
+        stat_field(19)
+    }
+
+    fn policy_now() -> i32 {
+        stat_field(41)
     }
 
     #[test]
@@ -78,7 +121,7 @@ mod tests {
         let worker = std::thread::spawn(move || {
             let before = nice_now();
             {
-                let _lowered = lower_this_thread(7);
+                let _lowered = lower_this_thread(Yield::Nice(7));
                 lowered.send(nice_now()).expect("send");
                 done.recv().expect("the other side checked");
             }
@@ -89,6 +132,27 @@ mod tests {
         });
         assert_eq!(seen.recv().expect("lowered"), 7);
         assert_eq!(nice_now(), mine, "the other threads keep their priority");
+        checked.send(()).expect("send");
+        worker.join().expect("joins");
+    }
+
+    #[test]
+    fn idle_class_for_this_thread_only_and_only_while_held() {
+        let mine = policy_now();
+        let (lowered, seen) = std::sync::mpsc::channel();
+        let (checked, done) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            {
+                let _lowered = lower_this_thread(Yield::Idle);
+                lowered.send(policy_now()).expect("send");
+                done.recv().expect("the other side checked");
+            }
+            // Leaving SCHED_IDLE may need privileges (tests here run as root).
+            let after = policy_now();
+            assert!(after == mine || after == libc::SCHED_IDLE, "{after}");
+        });
+        assert_eq!(seen.recv().expect("lowered"), libc::SCHED_IDLE);
+        assert_eq!(policy_now(), mine, "the other threads keep their class");
         checked.send(()).expect("send");
         worker.join().expect("joins");
     }
