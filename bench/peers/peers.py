@@ -3,7 +3,8 @@ on two generated streams: a CTR-like one (high-cardinality strings, a few number
 ground truth) and a numeric one (10 standard-normal features). Seeded; one table.
 
 eddy and VW are timed end to end on the same JSON Lines file (parsing included; VW reads its own
-text format, written from the same events, through its C++ driver as `vw -d` would). River and
+text format, written from the same events, through its C++ driver as `vw -d` would); eddy also
+reads the same events from a Parquet file written by pyarrow (its own columnar decoding). River and
 scikit-learn are timed on their Python loops over parsed dicts. Every tool's log loss is its
 progressive (predict-then-learn) loss.
 """
@@ -73,6 +74,15 @@ def write_sets(name, events):
     return jsonl, vw
 
 
+def write_parquet(jsonl):
+    import pyarrow.json
+    import pyarrow.parquet
+
+    path = jsonl[: -len(".jsonl")] + ".parquet"
+    pyarrow.parquet.write_table(pyarrow.json.read_json(jsonl), path)
+    return path
+
+
 def run_eddy(jsonl, ctr):
     out = jsonl + ".summary.json"
     args = [EDDY, "replay", "--quiet", "--input", jsonl, "--target", "y", "--summary-json", out]
@@ -126,7 +136,7 @@ def run_sklearn(events, ctr):
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.linear_model import SGDClassifier
     hasher = FeatureHasher(n_features=2**18, input_type="dict")
-    clf = SGDClassifier(loss="log_loss", learning_rate="optimal", alpha=1e-6)
+    clf = SGDClassifier(loss="log_loss", learning_rate="optimal", alpha=1e-6, random_state=0)
     total, start, seen = 0.0, time.perf_counter(), 0
     batch = 1000  # per-event partial_fit is too slow to finish; predict a block, then learn it
     for i in range(0, len(events), batch):
@@ -152,6 +162,7 @@ def main():
         sub = events[:PY_N]
         results = {
             "eddy replay": run_eddy(jsonl, ctr),
+            "eddy replay (Parquet)": run_eddy(write_parquet(jsonl), ctr),
             "Vowpal Wabbit": run_vw(vw, N),
             f"River ({PY_N:,})": run_river(sub, ctr),
             f"scikit-learn ({PY_N:,}, blocks of 1000)": run_sklearn(sub, ctr),

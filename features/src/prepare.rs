@@ -158,7 +158,11 @@ mod tests {
             .map(|&rows| {
                 for _ in 0..rows {
                     event += 1;
-                    let ts = if event.is_multiple_of(7) { 5 } else { 1_000 + event * 3 };
+                    let ts = if event.is_multiple_of(7) {
+                        5
+                    } else {
+                        1_000 + event * 3
+                    };
                     let app = if event.is_multiple_of(5) {
                         String::new()
                     } else {

@@ -288,33 +288,18 @@ impl LinearCore {
         let (l1, l2) = (params.l1(), params.l2());
         let rule = Rule::new(opt, t, eta);
         let (state, s) = (&mut self.state[..], self.stride);
-        // One loop per rule, each with a rule of known kind, so the step inlines into it and
-        // the square roots and divisions of successive coordinates overlap.
+        // One loop per kind of rule (each arm instantiates `touch_active` anew), so the step of
+        // a known kind inlines into it and successive coordinates' roots and divisions overlap.
         match rule {
-            Rule::AdaGrad { eta, eps } => touch_active(state, s, x, g, |w, gj, st| {
-                Rule::AdaGrad { eta, eps }.step(w, gj, st, l1, l2)
-            }),
-            Rule::Adam {
-                eta,
-                b1,
-                b2,
-                eps,
-                bc1,
-                bc2,
-            } => touch_active(state, s, x, g, |w, gj, st| {
-                let adam = Rule::Adam {
-                    eta,
-                    b1,
-                    b2,
-                    eps,
-                    bc1,
-                    bc2,
-                };
-                adam.step(w, gj, st, l1, l2)
-            }),
-            Rule::Ftrl { inv_alpha, beta } => touch_active(state, s, x, g, |w, gj, st| {
-                Rule::Ftrl { inv_alpha, beta }.step(w, gj, st, l1, l2)
-            }),
+            r @ Rule::AdaGrad { .. } => {
+                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            }
+            r @ Rule::Adam { .. } => {
+                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            }
+            r @ Rule::Ftrl { .. } => {
+                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            }
             Rule::Keep => {}
         }
         if params.fit_intercept() && params.intercept_learning_rate() > 0.0 {
