@@ -105,6 +105,7 @@ impl TryFrom<RawHistogram> for AucHistogram {
 }
 
 /// One scored event: label, histogram bin, whether the 0.5 threshold got it right, its log loss.
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct BinaryTerm {
     positive: bool,
     bin: usize,
@@ -174,8 +175,8 @@ impl Accumulator for BinaryAcc {
 
     /// Counts are exact integers; only the log-loss sum can drift. Rebuilding it alone keeps this
     /// O(window) rather than O(window + AUC_BINS).
-    fn rebuild(&mut self, events: impl Iterator<Item = (f64, f64)>) {
-        self.log_loss_sum = events.map(|(y, p)| Self::term(y, p).log_loss).sum();
+    fn rebuild<'t>(&mut self, terms: impl Iterator<Item = &'t BinaryTerm>) {
+        self.log_loss_sum = terms.map(|t| t.log_loss).sum();
     }
 
     fn count(&self) -> u64 {

@@ -71,17 +71,20 @@ pub type MetricValues = Vec<(&'static str, f64)>;
 
 /// Running sums for one task that can take events in and (for the window) out again.
 pub(crate) trait Accumulator: Default {
-    /// Per-event contribution, computed once and shared by the stream and window sums.
-    type Term;
+    /// Per-event contribution, computed once and shared by the stream and window sums; the
+    /// window keeps it until the event leaves.
+    type Term: Clone + std::fmt::Debug + PartialEq;
     /// Maps a raw `(y, p)` into the accumulator's domain, or `None` if it cannot be scored (not
     /// finite).
     fn normalize(y: f64, p: f64) -> Option<(f64, f64)>;
     fn term(y: f64, p: f64) -> Self::Term;
     fn add(&mut self, t: &Self::Term);
     fn remove(&mut self, t: &Self::Term);
-    /// Recomputes the floating-point sums from exactly these events (oldest first), discarding the
-    /// rounding drift that repeated add/remove accumulates.
-    fn rebuild(&mut self, events: impl Iterator<Item = (f64, f64)>);
+    /// Recomputes the floating-point sums from exactly these events' terms (oldest first),
+    /// discarding the rounding drift that repeated add/remove accumulates.
+    fn rebuild<'t>(&mut self, terms: impl Iterator<Item = &'t Self::Term>)
+    where
+        Self::Term: 't;
     fn count(&self) -> u64;
     fn values(&self) -> MetricValues;
 }
@@ -89,7 +92,7 @@ pub(crate) trait Accumulator: Default {
 /// Stream and window accumulators for one task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Accumulator + Deserialize<'de>"))]
-struct Progressive<A> {
+struct Progressive<A: Accumulator> {
     total: A,
     window: Window<A>,
 }

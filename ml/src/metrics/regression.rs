@@ -8,6 +8,7 @@ use super::{mean, Accumulator, MetricValues, MAE, R2, RMSE};
 /// up to 1e100 of them stay finite; a prediction beyond that is meaningless anyway.
 const VALUE_LIMIT: f64 = 1e100;
 
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RegressionTerm {
     y: f64,
     abs_err: f64,
@@ -75,10 +76,10 @@ impl Accumulator for RegressionAcc {
         self.sq_err_sum -= t.sq_err;
     }
 
-    fn rebuild(&mut self, events: impl Iterator<Item = (f64, f64)>) {
+    fn rebuild<'t>(&mut self, terms: impl Iterator<Item = &'t RegressionTerm>) {
         *self = Self::default();
-        for (y, p) in events {
-            self.add(&Self::term(y, p));
+        for t in terms {
+            self.add(t);
         }
     }
 
