@@ -113,47 +113,48 @@ mod tests {
         stat_field(41)
     }
 
-    #[test]
-    fn lowers_only_this_thread_and_only_while_held() {
-        let mine = nice_now();
+    /// What `read` gives on another thread before, while and after it holds `how`; `meanwhile`
+    /// runs on this thread while the other one holds it.
+    fn held_elsewhere(how: Yield, read: fn() -> i32, meanwhile: impl FnOnce()) -> [i32; 3] {
         let (lowered, seen) = std::sync::mpsc::channel();
         let (checked, done) = std::sync::mpsc::channel::<()>();
         let worker = std::thread::spawn(move || {
-            let before = nice_now();
-            {
-                let _lowered = lower_this_thread(Yield::Nice(7));
-                lowered.send(nice_now()).expect("send");
+            let before = read();
+            let during = {
+                let _lowered = lower_this_thread(how);
+                lowered.send(()).expect("send");
+                let during = read();
                 done.recv().expect("the other side checked");
-            }
-            // Raising the value back needs privileges (tests here run as root); without them
-            // it stays lower, which is harmless.
-            let after = nice_now();
-            assert!(after == before || after == 7, "{after}");
+                during
+            };
+            [before, during, read()]
         });
-        assert_eq!(seen.recv().expect("lowered"), 7);
-        assert_eq!(nice_now(), mine, "the other threads keep their priority");
+        seen.recv().expect("lowered");
+        meanwhile();
         checked.send(()).expect("send");
-        worker.join().expect("joins");
+        worker.join().expect("joins")
+    }
+
+    #[test]
+    fn lowers_only_this_thread_and_only_while_held() {
+        let mine = nice_now();
+        let [before, during, after] = held_elsewhere(Yield::Nice(7), nice_now, || {
+            assert_eq!(nice_now(), mine, "the other threads keep their priority");
+        });
+        assert_eq!(during, 7);
+        // Raising the value back needs privileges (tests here run as root); without them it
+        // stays lower, which is harmless.
+        assert!(after == before || after == 7, "{after}");
     }
 
     #[test]
     fn idle_class_for_this_thread_only_and_only_while_held() {
         let mine = policy_now();
-        let (lowered, seen) = std::sync::mpsc::channel();
-        let (checked, done) = std::sync::mpsc::channel::<()>();
-        let worker = std::thread::spawn(move || {
-            {
-                let _lowered = lower_this_thread(Yield::Idle);
-                lowered.send(policy_now()).expect("send");
-                done.recv().expect("the other side checked");
-            }
-            // Leaving SCHED_IDLE may need privileges (tests here run as root).
-            let after = policy_now();
-            assert!(after == mine || after == libc::SCHED_IDLE, "{after}");
+        let [_, during, after] = held_elsewhere(Yield::Idle, policy_now, || {
+            assert_eq!(policy_now(), mine, "the other threads keep their class");
         });
-        assert_eq!(seen.recv().expect("lowered"), libc::SCHED_IDLE);
-        assert_eq!(policy_now(), mine, "the other threads keep their class");
-        checked.send(()).expect("send");
-        worker.join().expect("joins");
+        assert_eq!(during, libc::SCHED_IDLE);
+        // Leaving SCHED_IDLE may need privileges (tests here run as root).
+        assert!(after == mine || after == libc::SCHED_IDLE, "{after}");
     }
 }
