@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{ModelError, Result};
-use crate::model::{ModelSpec, TrainedModel};
+use crate::model::TrainedModel;
+use crate::spec::ModelSpec;
 
 const MAGIC: &[u8; 8] = b"EDDYMODL";
 /// The artifact format this build writes; it reads every format up to this one.

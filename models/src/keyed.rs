@@ -7,7 +7,8 @@ use eddy_ml::AnyModel;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{Learners, ModelSpec, TrainedModel};
+use crate::model::{Learners, TrainedModel};
+use crate::spec::ModelSpec;
 
 /// Some keys' state: their per-key feature state and, with a model per key, their models.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -35,12 +35,14 @@ mod model;
 pub mod registry;
 pub mod server;
 mod snapshot;
+mod spec;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
 pub use error::{ModelError, Result};
 pub use keyed::KeyedPart;
 pub use latest::{LatestPrediction, LatestPredictions, LATEST_KEYS};
-pub use model::{prediction_json, LearnerParams, Learners, ModelSpec, RowOutcome, TrainedModel};
+pub use model::{prediction_json, LearnerParams, Learners, RowOutcome, TrainedModel};
 pub use registry::Registry;
 pub use snapshot::{row_json, row_object, InstanceError, ModelHandle, ServingSnapshot};
+pub use spec::ModelSpec;

@@ -9,7 +9,8 @@ use eddy_features::{DecodeError, FeatureBatch, FeatureSet};
 use eddy_ml::{AnyModel, FeatureVec, MetricValues};
 use serde_json::{json, Value};
 
-use crate::model::{key_of, prediction_json, Learners, ModelSpec};
+use crate::model::{key_of, prediction_json, Learners};
+use crate::spec::ModelSpec;
 
 /// The decoded fields of one row as a JSON object: what a dead letter can show of a record
 /// refused after decoding (the raw bytes are gone by then).
