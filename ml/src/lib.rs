@@ -57,6 +57,7 @@ mod linear;
 mod loss;
 pub mod metrics;
 mod optim;
+mod pages;
 mod perkey;
 mod prefetch;
 #[cfg(test)]

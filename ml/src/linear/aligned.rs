@@ -26,13 +26,15 @@ impl AlignedF64s {
         if len == 0 {
             return Self::from_vec(Vec::new());
         }
-        // zeroed memory straight from the allocator (calloc), as `vec![0.0; len]` gets it
-        Self::place(vec![0.0; len + ALIGN / 8 - 1], len)
+        // zeroed memory straight from the allocator (calloc), on huge pages when large
+        Self::place(crate::pages::zeroed_table(len + ALIGN / 8 - 1), len)
     }
 
-    /// Keeps `v` if it happens to be aligned, else copies it into an aligned buffer.
+    /// Keeps `v` if it happens to be aligned and small enough for normal pages (see
+    /// [`crate::pages`]), else copies it into a fresh buffer.
     pub(crate) fn from_vec(v: Vec<f64>) -> Self {
-        if v.as_ptr().align_offset(ALIGN) == 0 || v.is_empty() {
+        let keep = v.as_ptr().align_offset(ALIGN) == 0 && !crate::pages::wants_huge(&v);
+        if keep || v.is_empty() {
             let len = v.len();
             return Self {
                 buf: v,

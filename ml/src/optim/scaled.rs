@@ -26,7 +26,7 @@ pub(crate) struct ScaledWeights {
 impl ScaledWeights {
     pub(crate) fn zeros(dim: usize) -> Self {
         Self {
-            v: vec![0.0; dim],
+            v: crate::pages::zeroed_table(dim),
             scale: 1.0,
         }
     }
@@ -274,7 +274,7 @@ impl TryFrom<RawScaledWeights> for ScaledWeights {
             });
         }
         Ok(Self {
-            v: raw.v,
+            v: crate::pages::into_table(raw.v),
             scale: raw.scale,
         })
     }
