@@ -168,11 +168,34 @@ const BATCH: usize = 4096;
 /// prefetch the parameters of upcoming events, so the misses into the 2^22-wide table overlap;
 /// `sgd/20` against `sgd/2^22` (and `ftrl/...`) is again the cost of the width.
 fn hashed_width_batch(c: &mut Criterion) {
-    let mut group = c.benchmark_group("predict_learn_many/hashed_width_8_active");
-    group.throughput(Throughput::Elements(BATCH as u64));
+    let widths = [("20", 20usize), ("2^22", 1 << 22)];
+    hashed_batches(
+        c,
+        "predict_learn_many/hashed_width_8_active",
+        &widths,
+        BATCH,
+    );
+}
+
+/// Distinct events in [`hashed_out_of_cache`]: 2^21 random coordinates, whose cache lines (128
+/// MiB of FTRL state, 32 MiB of SGD weights) do not fit the 32 MiB L3.
+const OUT_OF_CACHE: usize = 1 << 18;
+
+/// [`hashed_width_batch`] at 2^22 over [`OUT_OF_CACHE`] distinct events instead of one batch
+/// repeated: the 4096 events of a batch touch 32k coordinates, about 2 MiB, which stay cached
+/// between iterations, while here nearly every coordinate comes from memory, as in a model whose
+/// features have millions of distinct values.
+fn hashed_out_of_cache(c: &mut Criterion) {
+    let name = "predict_learn_many/hashed_2^22_out_of_cache";
+    hashed_batches(c, name, &[("2^22", 1 << 22)], OUT_OF_CACHE);
+}
+
+fn hashed_batches(c: &mut Criterion, group: &str, widths: &[(&str, usize)], n: usize) {
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(n as u64));
     for (name, params) in [("sgd", sgd_params()), ("ftrl", ftrl_params())] {
-        for (width, dim) in [("20", 20usize), ("2^22", 1 << 22)] {
-            let (idx, val, ys) = sparse_events_n(dim, 8, BATCH);
+        for &(width, dim) in widths {
+            let (idx, val, ys) = sparse_events_n(dim, 8, n);
             let xs: Vec<FeatureVec<'_>> = idx
                 .chunks_exact(8)
                 .zip(val.chunks_exact(8))
@@ -268,6 +291,7 @@ criterion_group!(
     ftrl_logistic,
     hashed_width,
     hashed_width_batch,
+    hashed_out_of_cache,
     streaming_kmeans,
     metrics_binary
 );

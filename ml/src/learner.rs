@@ -99,11 +99,14 @@ impl<'a> FeatureVec<'a> {
 }
 
 /// How many events ahead batch loops [`prefetch`](Learner::prefetch). An event costs ~100-300
-/// cycles once its parameters are cached and a miss to memory (with its page walk) several hundred,
-/// so the hint must lead by a few events to land in time. Measured on hashed events with 8 active
-/// entries into a 2^22-wide model, all in memory: SGD learns 10.4, 11.5, 11.3 and 10.6 M events/s
-/// at 2, 4, 8 and 16 events ahead, FTRL 5.4, 5.5, 5.5 and 5.3 (4.0 and 2.2 without the hint;
-/// 6.8 at 4 ahead since its step inlines into the coordinate loop).
+/// cycles once its parameters are cached and a miss to memory several hundred, so the hint must
+/// lead by a few events to land in time, and not by so many that the misses in flight exceed what
+/// the core can track. Measured with criterion on hashed events with 8 active entries into a
+/// 2^22-wide model on 2 MiB pages, at 1, 2, 3, 4 and 8 events ahead:
+/// `predict_learn_many/hashed_width_8_active/*/2^22` (the working set stays cached) FTRL 8.44,
+/// 8.43, 8.31, 7.73, 7.34 M events/s, SGD 16.5, 17.1, 17.1, 16.7, 17.0;
+/// `predict_learn_many/hashed_2^22_out_of_cache` at 2, 4 and 8 ahead FTRL 6.77, 6.91, 6.78, SGD
+/// 10.6, 13.7, 12.9. Four ahead gives up ~8% when the table is cached for ~30% when it is not.
 pub const PREFETCH_AHEAD: usize = 4;
 
 /// An incremental (online) learner: it sees one event at a time and can predict at any point.
