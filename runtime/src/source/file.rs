@@ -8,6 +8,7 @@ use std::sync::Arc;
 use eddy_features::BatchBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::parse_ahead::{Job, ParsePool, Parsed};
 use super::read_ahead::ReadAhead;
 use super::reader::RecordReader;
 use super::{BuildContext, Chunk, ChunkParts, InputMeter, Location, Metered, Position, Source};
@@ -196,11 +197,40 @@ pub struct FileSource {
     finished: Option<Location>,
     records: u64,
     meter: Arc<InputMeter>,
+    /// Parser threads, when every input is JSON Lines and there are cores for them: the reader
+    /// above then only cuts lines, ahead of the chunks handed on.
+    pool: Option<ParsePool>,
+    /// With parser threads, the end of the last chunk handed on (the reader is further ahead),
+    /// and an error met while cutting ahead, returned once the chunks before it are handed on.
+    handed: Option<Position>,
+    split_error: Option<RuntimeError>,
+    /// What is left of a parsed job after a smaller chunk was asked for than it holds.
+    partial: Option<Parsed>,
 }
 
 impl FileSource {
     pub fn open(config: &FileSourceConfig, cx: BuildContext) -> Result<FileSource> {
-        FileSource::over(config.inputs()?, config.format, cx)
+        let mut source = FileSource::over(config.inputs()?, config.format, cx)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores >= 2 && source.all_json_lines() {
+            source.parse_on_threads(cores.min(PARSER_THREADS))?;
+        }
+        Ok(source)
+    }
+
+    fn all_json_lines(&self) -> bool {
+        self.files
+            .iter()
+            .all(|f| self.format.or_else(|| FileFormat::from_path(f)) == Some(FileFormat::Jsonl))
+    }
+
+    /// Decodes on `threads` parser threads from now on (JSON Lines inputs only).
+    pub(crate) fn parse_on_threads(&mut self, threads: usize) -> Result<()> {
+        let pool = ParsePool::start(&self.builder, threads)
+            .map_err(|e| RuntimeError::io("starting parser threads for", &self.files[0], e))?;
+        self.handed = Some(self.position());
+        self.pool = Some(pool);
+        Ok(())
     }
 
     /// Reads `files` in order (`format` overrides each file's extension).
@@ -219,6 +249,10 @@ impl FileSource {
             finished: None,
             records: 0,
             meter: cx.meter,
+            pool: None,
+            handed: None,
+            split_error: None,
+            partial: None,
         };
         if let Some(pos) = cx.resume {
             source.seek(&pos)?;
@@ -315,37 +349,91 @@ impl FileSource {
         }
         Ok(())
     }
-}
 
-impl Source for FileSource {
-    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let mut parts = ChunkParts::new();
-        while parts.records() < max && self.index < self.files.len() {
+    /// Cuts the next chunk's lines, as `next_chunk` would read them.
+    fn next_job(&mut self, max: usize) -> Result<Option<Job>> {
+        let mut job = Job::new();
+        while job.records() < max && self.index < self.files.len() {
             if self.reader.is_none() {
                 self.reader = Some(self.open_reader(self.index, 0)?);
             }
             let name = self.files[self.index].display().to_string();
             let reader = self.reader.as_mut().expect("opened above");
-            let more = reader.read(&mut self.builder, &mut parts, max, &mut self.records, &name)?;
-            if !more {
-                self.finished = Some(Location::File {
-                    index: self.index,
-                    path: self.files[self.index].clone(),
-                    offset: reader.offset(),
-                    line: reader.line(),
-                });
-                self.index += 1;
-                self.reader = None;
+            let file = (self.index, self.files[self.index].as_path(), name.as_str());
+            if !reader.split(&mut job, max, &mut self.records, file)? {
+                self.finish_file();
             }
         }
-        if parts.records() == 0 {
+        if job.records() == 0 {
             return Ok(None);
         }
-        let end = self.position();
-        Ok(Some(parts.finish(&mut self.builder, end)))
+        job.end = self.reader_position();
+        Ok(Some(job))
     }
 
-    fn position(&self) -> Position {
+    /// The reader reached the end of the current file.
+    fn finish_file(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            self.finished = Some(Location::File {
+                index: self.index,
+                path: self.files[self.index].clone(),
+                offset: reader.offset(),
+                line: reader.line(),
+            });
+        }
+        self.index += 1;
+    }
+
+    /// The next chunk from the parser threads, keeping them busy with the ones after it. Jobs
+    /// are cut `max` records long; when the chunk asked for is not one whole job (`max` changed,
+    /// as it does for the last chunk before `--max-events`), it is assembled from the front of
+    /// the jobs, so the chunks are always those one reader would give.
+    fn next_parsed(&mut self, max: usize) -> Result<Option<Chunk>> {
+        let mut pieces = Vec::new();
+        let mut records = 0;
+        while records < max {
+            if self.partial.is_none() {
+                self.cut_ahead(max);
+                let next = self.pool.as_mut().expect("parsing on threads").next();
+                self.partial = next.map_err(|message| RuntimeError::Input {
+                    path: self.files.get(self.index).unwrap_or(&self.files[0]).clone(),
+                    message: message.into(),
+                })?;
+            }
+            let Some(parsed) = self.partial.as_mut() else {
+                break;
+            };
+            let Some(chunk) = parsed.take(max - records) else {
+                break;
+            };
+            if parsed.is_empty() {
+                self.partial = None;
+            }
+            records += chunk.seqs.len() + chunk.dead.len();
+            pieces.push(chunk);
+        }
+        let chunk = match pieces.len() {
+            0 => return self.split_error.take().map_or(Ok(None), Err),
+            1 => pieces.pop().expect("one piece"),
+            _ => join(pieces)?,
+        };
+        self.handed = Some(chunk.end.clone());
+        Ok(Some(chunk))
+    }
+
+    /// Cuts jobs of `max` records for the parser threads until enough are in flight.
+    fn cut_ahead(&mut self, max: usize) {
+        while self.split_error.is_none() && self.pool.as_ref().is_some_and(ParsePool::wants_job) {
+            match self.next_job(max) {
+                Ok(Some(job)) => self.pool.as_mut().expect("checked").submit(job),
+                Ok(None) => break,
+                Err(e) => self.split_error = Some(e),
+            }
+        }
+    }
+
+    /// Where the reader stands (with parser threads, ahead of the chunks handed on).
+    fn reader_position(&self) -> Position {
         let location = match (&self.reader, &self.finished) {
             (Some(reader), _) => Location::File {
                 index: self.index,
@@ -359,6 +447,62 @@ impl Source for FileSource {
         Position {
             records: self.records,
             location,
+        }
+    }
+}
+
+/// Consecutive chunks as one.
+fn join(pieces: Vec<Chunk>) -> Result<Chunk> {
+    let schema = pieces[0].batch.schema();
+    let batch = arrow_select::concat::concat_batches(&schema, pieces.iter().map(|c| &c.batch))
+        .map_err(|e| RuntimeError::Internal(format!("joining decoded chunks: {e}")))?;
+    let mut joined = Chunk {
+        batch,
+        seqs: Vec::new(),
+        origins: Vec::new(),
+        dead: Vec::new(),
+        end: Position::default(),
+    };
+    for c in pieces {
+        joined.seqs.extend(c.seqs);
+        joined.dead.extend(c.dead);
+        joined.end = c.end;
+    }
+    Ok(joined)
+}
+
+/// Parser threads at most: with the source and trainer threads, two keep a 2-core machine busy,
+/// and more would only add memory in flight.
+const PARSER_THREADS: usize = 2;
+
+impl Source for FileSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        if self.pool.is_some() {
+            return self.next_parsed(max);
+        }
+        let mut parts = ChunkParts::new();
+        while parts.records() < max && self.index < self.files.len() {
+            if self.reader.is_none() {
+                self.reader = Some(self.open_reader(self.index, 0)?);
+            }
+            let name = self.files[self.index].display().to_string();
+            let reader = self.reader.as_mut().expect("opened above");
+            let more = reader.read(&mut self.builder, &mut parts, max, &mut self.records, &name)?;
+            if !more {
+                self.finish_file();
+            }
+        }
+        if parts.records() == 0 {
+            return Ok(None);
+        }
+        let end = self.position();
+        Ok(Some(parts.finish(&mut self.builder, end)))
+    }
+
+    fn position(&self) -> Position {
+        match &self.handed {
+            Some(handed) => handed.clone(),
+            None => self.reader_position(),
         }
     }
 }

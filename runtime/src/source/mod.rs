@@ -11,6 +11,7 @@ mod file;
 mod generator;
 mod kafka;
 mod merge;
+mod parse_ahead;
 mod quotes;
 mod read_ahead;
 mod reader;

@@ -5,6 +5,7 @@ use std::io::{BufRead, Read};
 
 use eddy_features::{BatchBuilder, CsvHeader, DecodeError};
 
+use super::parse_ahead::Job;
 use super::{ChunkParts, DeadLetter};
 use crate::error::{Result, RuntimeError};
 
@@ -33,12 +34,12 @@ pub(crate) struct CsvRows {
     row: csv::ByteRecord,
 }
 
-fn raw_text(bytes: &[u8]) -> String {
+pub(crate) fn raw_text(bytes: &[u8]) -> String {
     let keep = &bytes[..bytes.len().min(RAW_KEEP_BYTES)];
     String::from_utf8_lossy(keep).into_owned()
 }
 
-fn dead_letter(seq: u64, err: DecodeError, origin: String, raw: String) -> DeadLetter {
+pub(crate) fn dead_letter(seq: u64, err: DecodeError, origin: String, raw: String) -> DeadLetter {
     DeadLetter {
         seq,
         kind: err.kind.as_str(),
@@ -152,6 +153,44 @@ impl RecordReader {
             });
         }
         Ok(())
+    }
+
+    /// Cuts lines into `job` until it holds `max` records, as [`read`](Self::read) would decode
+    /// them (blank lines skipped, `seq` advanced per record), for a parser thread to decode.
+    /// Returns false at the end of input. JSON Lines only: a CSV reader is never split.
+    pub(crate) fn split(
+        &mut self,
+        job: &mut Job,
+        max: usize,
+        seq: &mut u64,
+        (index, path, name): (usize, &std::path::Path, &str),
+    ) -> Result<bool> {
+        let RecordReader::Json(r) = self else {
+            unreachable!("only JSON Lines input is split for parser threads")
+        };
+        job.start_file(index, path, name);
+        while job.records() < max {
+            let start = job.buffer().len();
+            let n = r
+                .input
+                .read_until(b'\n', job.buffer())
+                .map_err(|e| RuntimeError::io("reading", name, e))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            r.offset += n as u64;
+            r.line += 1;
+            job.keep_line(
+                start,
+                || {
+                    *seq += 1;
+                    *seq - 1
+                },
+                r.line,
+                r.offset,
+            );
+        }
+        Ok(true)
     }
 
     /// Reads up to `max - parts.records()` records into `builder`/`parts`. Returns false at the end of input.
