@@ -350,20 +350,26 @@ impl FileSource {
         Ok(())
     }
 
-    /// Cuts the next chunk's lines, as `next_chunk` would read them.
-    fn next_job(&mut self, max: usize) -> Result<Option<Job>> {
-        let mut job = Job::new();
-        while job.records() < max && self.index < self.files.len() {
+    /// Takes records into `into` until it holds `max` or the inputs end, across files.
+    fn fill(&mut self, into: &mut impl Fill, max: usize) -> Result<()> {
+        while into.records() < max && self.index < self.files.len() {
             if self.reader.is_none() {
                 self.reader = Some(self.open_reader(self.index, 0)?);
             }
             let name = self.files[self.index].display().to_string();
             let reader = self.reader.as_mut().expect("opened above");
             let file = (self.index, self.files[self.index].as_path(), name.as_str());
-            if !reader.split(&mut job, max, &mut self.records, file)? {
+            if !into.take(reader, &mut self.builder, max, &mut self.records, file)? {
                 self.finish_file();
             }
         }
+        Ok(())
+    }
+
+    /// Cuts the next chunk's lines, as `next_chunk` would read them.
+    fn next_job(&mut self, max: usize) -> Result<Option<Job>> {
+        let mut job = Job::new();
+        self.fill(&mut job, max)?;
         if job.records() == 0 {
             return Ok(None);
         }
@@ -451,6 +457,56 @@ impl FileSource {
     }
 }
 
+/// What a chunk is filled with: decoded records (one thread) or raw lines (parser threads).
+trait Fill {
+    fn records(&self) -> usize;
+
+    /// Takes records from `reader`, the reader of input file `file` (index, path, name), until
+    /// there are `max`; false when the file ended first.
+    fn take(
+        &mut self,
+        reader: &mut RecordReader,
+        builder: &mut BatchBuilder,
+        max: usize,
+        seq: &mut u64,
+        file: (usize, &Path, &str),
+    ) -> Result<bool>;
+}
+
+impl Fill for ChunkParts {
+    fn records(&self) -> usize {
+        ChunkParts::records(self)
+    }
+
+    fn take(
+        &mut self,
+        reader: &mut RecordReader,
+        builder: &mut BatchBuilder,
+        max: usize,
+        seq: &mut u64,
+        (_, _, name): (usize, &Path, &str),
+    ) -> Result<bool> {
+        reader.read(builder, self, max, seq, name)
+    }
+}
+
+impl Fill for Job {
+    fn records(&self) -> usize {
+        Job::records(self)
+    }
+
+    fn take(
+        &mut self,
+        reader: &mut RecordReader,
+        _: &mut BatchBuilder,
+        max: usize,
+        seq: &mut u64,
+        file: (usize, &Path, &str),
+    ) -> Result<bool> {
+        reader.split(self, max, seq, file)
+    }
+}
+
 /// Consecutive chunks as one.
 fn join(pieces: Vec<Chunk>) -> Result<Chunk> {
     let schema = pieces[0].batch.schema();
@@ -481,17 +537,7 @@ impl Source for FileSource {
             return self.next_parsed(max);
         }
         let mut parts = ChunkParts::new();
-        while parts.records() < max && self.index < self.files.len() {
-            if self.reader.is_none() {
-                self.reader = Some(self.open_reader(self.index, 0)?);
-            }
-            let name = self.files[self.index].display().to_string();
-            let reader = self.reader.as_mut().expect("opened above");
-            let more = reader.read(&mut self.builder, &mut parts, max, &mut self.records, &name)?;
-            if !more {
-                self.finish_file();
-            }
-        }
+        self.fill(&mut parts, max)?;
         if parts.records() == 0 {
             return Ok(None);
         }
