@@ -206,6 +206,10 @@ pub struct FileSource {
     split_error: Option<RuntimeError>,
     /// What is left of a parsed job after a smaller chunk was asked for than it holds.
     partial: Option<Parsed>,
+    /// Parser threads to start on the first read: from the thread that reads, so they share its
+    /// priority (lowered while serving, see `crate::priority`), as the decoder of columnar files
+    /// does.
+    threads_wanted: usize,
 }
 
 impl FileSource {
@@ -213,9 +217,21 @@ impl FileSource {
         let mut source = FileSource::over(config.inputs()?, config.format, cx)?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         if cores >= 2 && source.all_json_lines() {
-            source.parse_on_threads(cores.min(PARSER_THREADS))?;
+            source.threads_wanted = cores.min(PARSER_THREADS);
         }
         Ok(source)
+    }
+
+    /// Whether parser threads decode the input (they start on the first read).
+    #[cfg(test)]
+    pub(crate) fn parses_on_threads(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Starts `threads` parser threads on the first read, as `open` asks on a multi-core machine.
+    #[cfg(test)]
+    pub(crate) fn start_threads_on_first_read(&mut self, threads: usize) {
+        self.threads_wanted = threads;
     }
 
     fn all_json_lines(&self) -> bool {
@@ -253,6 +269,7 @@ impl FileSource {
             handed: None,
             split_error: None,
             partial: None,
+            threads_wanted: 0,
         };
         if let Some(pos) = cx.resume {
             source.seek(&pos)?;
@@ -533,6 +550,10 @@ const PARSER_THREADS: usize = 2;
 
 impl Source for FileSource {
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        if self.threads_wanted > 0 {
+            let threads = std::mem::take(&mut self.threads_wanted);
+            self.parse_on_threads(threads)?;
+        }
         if self.pool.is_some() {
             return self.next_parsed(max);
         }

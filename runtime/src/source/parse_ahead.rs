@@ -284,7 +284,7 @@ mod tests {
     use super::*;
     use arrow_array::RecordBatch;
 
-    fn context(resume: Option<Position>) -> BuildContext {
+    pub(super) fn context(resume: Option<Position>) -> BuildContext {
         let schema = Schema::new(vec![
             Field::number("x").required(true),
             Field::string("s").required(false),
@@ -318,7 +318,7 @@ mod tests {
 
     /// Three files, one chunk spanning each boundary, with blank and CRLF lines, refused records
     /// (bad JSON, a missing field, a line over the size limit) and a file without a final newline.
-    fn inputs(dir: &std::path::Path) -> Vec<PathBuf> {
+    pub(super) fn inputs(dir: &std::path::Path) -> Vec<PathBuf> {
         let mut a = String::new();
         for i in 0..23 {
             match i % 7 {
@@ -417,8 +417,16 @@ mod tests {
         let files = inputs(dir.path());
         let glob = format!("{}/*.jsonl", dir.path().display());
         let config = FileSourceConfig::new(glob, None, 5);
-        let opened = FileSource::open(&config, context(None)).expect("opens");
-        let one = FileSource::over(files, None, context(None)).expect("opens");
+        let mut opened = FileSource::open(&config, context(None)).expect("opens");
+        let first = opened.next_chunk(5).expect("reads").expect("a chunk");
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(opened.parses_on_threads(), cores >= 2);
+        let mut one = FileSource::over(files, None, context(None)).expect("opens");
+        let expected = one.next_chunk(5).expect("reads").expect("a chunk");
+        assert_eq!(
+            (first.batch, first.seqs, first.end),
+            (expected.batch, expected.seqs, expected.end)
+        );
         assert_eq!(drain(opened, 5), drain(one, 5));
     }
 
@@ -429,5 +437,54 @@ mod tests {
         let mut source = threaded(&files, None);
         assert!(source.next_chunk(2).expect("reads").is_some());
         drop(source); // joins the parser threads, with jobs still in flight
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod priority_tests {
+    use super::super::file::FileSource;
+    use super::super::Source;
+    use super::tests::{context, inputs};
+    use crate::priority::{lower_this_thread, Yield};
+
+    /// The nice value of every live parser thread of this process.
+    fn parser_nice_values() -> Vec<i32> {
+        let mut nice = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("eddy-parse") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let field = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(16));
+            nice.extend(field.and_then(|n| n.parse::<i32>().ok()));
+        }
+        nice
+    }
+
+    /// Parser threads start on the first read, from the reading thread, so while serving they
+    /// yield to requests as the source thread does.
+    #[test]
+    fn parser_threads_take_the_priority_of_the_thread_that_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = inputs(dir.path());
+        // opened on this thread, read on one at nice 7, as the pipeline does
+        let mut source = FileSource::over(files, None, context(None)).expect("opens");
+        source.start_threads_on_first_read(2);
+        let nice = std::thread::spawn(move || {
+            let _lowered = lower_this_thread(Yield::Nice(7));
+            source.next_chunk(3).expect("reads").expect("a chunk");
+            parser_nice_values()
+        })
+        .join()
+        .expect("joins");
+        // parser threads of tests running alongside may show up too, at their own values
+        assert!(nice.iter().filter(|&&n| n == 7).count() >= 2, "{nice:?}");
     }
 }
