@@ -216,7 +216,10 @@ impl FileSource {
     pub fn open(config: &FileSourceConfig, cx: BuildContext) -> Result<FileSource> {
         let mut source = FileSource::over(config.inputs()?, config.format, cx)?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        if cores >= 2 && source.all_json_lines() {
+        // Gzip input is inflated on a thread of its own, and inflating is the slower step: parser
+        // threads would only take CPU from it (measured 827-924k against 896k-1.02M events/s
+        // on a 1M-line numeric file), so it is parsed on the source thread.
+        if cores >= 2 && source.all_json_lines() && !source.files.iter().any(|f| is_gzip(f)) {
             source.threads_wanted = cores.min(PARSER_THREADS);
         }
         Ok(source)
