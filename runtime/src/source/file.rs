@@ -426,15 +426,11 @@ impl FileSource {
                     message: message.into(),
                 })?;
             }
-            let Some(parsed) = self.partial.as_mut() else {
+            let Some(parsed) = self.partial.take() else {
                 break;
             };
-            let Some(chunk) = parsed.take(max - records) else {
-                break;
-            };
-            if parsed.is_empty() {
-                self.partial = None;
-            }
+            let (chunk, rest) = parsed.split_front(max - records);
+            self.partial = rest;
             records += chunk.seqs.len() + chunk.dead.len();
             pieces.push(chunk);
         }

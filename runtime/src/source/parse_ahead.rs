@@ -10,9 +10,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use eddy_features::{BatchBuilder, DecodeError};
+use eddy_features::BatchBuilder;
 
-use super::reader::{dead_letter, raw_text, MAX_RECORD_BYTES};
+use super::reader::decode_json_line;
 use super::{Chunk, Location, Position};
 
 /// The raw lines of one chunk, as the source cut them.
@@ -106,20 +106,8 @@ impl Job {
         let mut dead = Vec::new();
         for l in &self.lines {
             let raw = &self.bytes[l.start..l.end];
-            let outcome = if raw.len() > MAX_RECORD_BYTES {
-                Err(DecodeError::too_large(raw.len(), MAX_RECORD_BYTES))
-            } else {
-                builder.push_json(raw)
-            };
-            match outcome {
-                Ok(()) => seqs.push(l.mark.seq),
-                Err(err) => dead.push(dead_letter(
-                    l.mark.seq,
-                    err,
-                    format!("{}:{}", self.files[l.mark.file].2, l.mark.line),
-                    raw_text(raw),
-                )),
-            }
+            let origin = || format!("{}:{}", self.files[l.mark.file].2, l.mark.line);
+            decode_json_line(builder, raw, l.mark.seq, origin, &mut seqs, &mut dead);
         }
         Parsed {
             chunk: Chunk {
@@ -143,26 +131,13 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
-    /// The chunk of at most `max` records: the whole of it, or its first `max` records, with
-    /// the position after the last of them, leaving the rest (which still ends where the whole
-    /// chunk ended) in `self`.
-    pub(crate) fn take(&mut self, max: usize) -> Option<Chunk> {
+    /// Its first `max` records (`max >= 1`) as a chunk ending after the last of them, and the
+    /// rest, if any, which still ends where the whole job ended.
+    pub(crate) fn split_front(mut self, max: usize) -> (Chunk, Option<Parsed>) {
         if self.marks.len() <= max {
-            self.marks.clear();
-            let empty = self.chunk.batch.slice(0, 0);
-            let end = self.chunk.end.clone();
-            return Some(std::mem::replace(
-                &mut self.chunk,
-                Chunk {
-                    batch: empty,
-                    seqs: Vec::new(),
-                    origins: Vec::new(),
-                    dead: Vec::new(),
-                    end,
-                },
-            ));
+            return (self.chunk, None);
         }
-        let last = *self.marks.get(max.checked_sub(1)?)?;
+        let last = self.marks[max - 1];
         self.marks.drain(..max);
         let c = &mut self.chunk;
         let rows = c.seqs.partition_point(|&s| s <= last.seq);
@@ -184,12 +159,7 @@ impl Parsed {
             },
         };
         c.batch = c.batch.slice(rows, c.batch.num_rows() - rows);
-        Some(head)
-    }
-
-    /// Records not taken yet.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.marks.is_empty()
+        (head, Some(self))
     }
 }
 
@@ -280,6 +250,7 @@ mod tests {
     use eddy_features::{Field, Schema};
 
     use super::super::file::{FileSource, FileSourceConfig};
+    use super::super::reader::MAX_RECORD_BYTES;
     use super::super::{BuildContext, DeadLetter, Location, Source};
     use super::*;
     use arrow_array::RecordBatch;

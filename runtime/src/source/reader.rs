@@ -34,12 +34,12 @@ pub(crate) struct CsvRows {
     row: csv::ByteRecord,
 }
 
-pub(crate) fn raw_text(bytes: &[u8]) -> String {
+fn raw_text(bytes: &[u8]) -> String {
     let keep = &bytes[..bytes.len().min(RAW_KEEP_BYTES)];
     String::from_utf8_lossy(keep).into_owned()
 }
 
-pub(crate) fn dead_letter(seq: u64, err: DecodeError, origin: String, raw: String) -> DeadLetter {
+fn dead_letter(seq: u64, err: DecodeError, origin: String, raw: String) -> DeadLetter {
     DeadLetter {
         seq,
         kind: err.kind.as_str(),
@@ -253,22 +253,39 @@ impl JsonLines {
             }
             let this = *seq;
             *seq += 1;
-            let outcome = if self.buf.len() > super::reader::MAX_RECORD_BYTES {
-                Err(DecodeError::too_large(self.buf.len(), MAX_RECORD_BYTES))
-            } else {
-                builder.push_json(&self.buf)
-            };
-            match outcome {
-                Ok(()) => parts.seqs.push(this),
-                Err(err) => parts.dead.push(dead_letter(
-                    this,
-                    err,
-                    format!("{name}:{}", self.line),
-                    raw_text(&self.buf),
-                )),
-            }
+            let origin = || format!("{name}:{}", self.line);
+            decode_json_line(
+                builder,
+                &self.buf,
+                this,
+                origin,
+                &mut parts.seqs,
+                &mut parts.dead,
+            );
         }
         Ok(true)
+    }
+}
+
+/// Decodes one JSON Lines record `raw` (without its line ending) into `builder`, its `seq` going
+/// to `seqs`, or, refused (too large or invalid), a dead letter from `origin` to `dead`. The one
+/// definition for the one-thread reader and the parser threads, so both refuse alike.
+pub(crate) fn decode_json_line(
+    builder: &mut BatchBuilder,
+    raw: &[u8],
+    seq: u64,
+    origin: impl FnOnce() -> String,
+    seqs: &mut Vec<u64>,
+    dead: &mut Vec<DeadLetter>,
+) {
+    let outcome = if raw.len() > MAX_RECORD_BYTES {
+        Err(DecodeError::too_large(raw.len(), MAX_RECORD_BYTES))
+    } else {
+        builder.push_json(raw)
+    };
+    match outcome {
+        Ok(()) => seqs.push(seq),
+        Err(err) => dead.push(dead_letter(seq, err, origin(), raw_text(raw))),
     }
 }
 
