@@ -387,6 +387,51 @@ fn learn_endpoint_tokens_in_flight_bound_and_timeout() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `eddy_training_paused_seconds_total` from the Prometheus text.
+fn seconds_paused(client: &Client) -> anyhow::Result<f64> {
+    let (status, text) = client.get("/metrics")?;
+    anyhow::ensure!(status == 200, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("eddy_training_paused_seconds_total "))
+        .ok_or_else(|| anyhow::anyhow!("no pause counter in {text}"))?;
+    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
+}
+
+#[test]
+fn training_waits_for_a_gap_between_predictions_when_asked() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = pipeline(dir.path())?;
+    let text = std::fs::read_to_string(&file)?.replace(
+        "[serve]\n",
+        "[serve]\npause_training_ms = 50\nmax_training_pause_ms = 200\n",
+    );
+    std::fs::write(&file, text)?;
+    let mut running = Running::spawn(eddy().args(["run", "--progress-ms", "100"]).arg(&file))?;
+    let client = Client::new(running.wait_for_server()?);
+
+    // Reading metrics and listing models is not prediction demand: training does not wait.
+    for _ in 0..20 {
+        assert_eq!(client.get("/v1/models")?.0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(seconds_paused(&client)?, 0.0);
+
+    // Back-to-back predictions leave no 50 ms gap: training waits, 200 ms at a time.
+    let request = json!({"instances": [instance(0.5)]}).to_string();
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        let (status, body) = client.post("/v1/models/clicks/predict", &request)?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let paused = seconds_paused(&client)?;
+    assert!(paused > 0.2, "training waited {paused} s");
+
+    running.signal(libc::SIGTERM);
+    assert!(running.wait(Duration::from_secs(30))?.success());
+    Ok(())
+}
+
 #[test]
 fn https_with_a_configured_certificate() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -28,6 +28,7 @@
 
 pub mod artifact;
 mod dead_letters;
+mod demand;
 mod error;
 mod keyed;
 mod latest;
@@ -39,6 +40,7 @@ mod spec;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
+pub use demand::{Demand, InFlight};
 pub use error::{ModelError, Result};
 pub use keyed::KeyedPart;
 pub use latest::{LatestPrediction, LatestPredictions, LATEST_KEYS};

@@ -106,6 +106,17 @@ pub struct ServeConfig {
     /// saturated server can starve it.
     #[serde(default)]
     pub trainer_idle: bool,
+    /// Serving strictly first: before each chunk, training waits until no prediction request
+    /// has been in flight for this many milliseconds, for at most `max_training_pause_ms`.
+    /// 0, the default, never waits: training then only yields through `trainer_nice` or
+    /// `trainer_idle`, which on a small machine does not keep the tail latency low.
+    #[serde(default)]
+    pub pause_training_ms: u64,
+    /// The longest training waits for a quiet moment before it learns one chunk anyway, so a
+    /// saturated server slows training without stopping it (and a Kafka source keeps polling).
+    /// Longer: a lower tail latency under load, less training.
+    #[serde(default = "default_max_pause")]
+    pub max_training_pause_ms: u64,
     /// Requests answered at once; more get 503 with Retry-After.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
@@ -158,6 +169,9 @@ impl ServeConfig {
 fn default_latest_keys() -> usize {
     eddy_models::LATEST_KEYS
 }
+fn default_max_pause() -> u64 {
+    1000
+}
 fn default_in_flight() -> usize {
     1024
 }
@@ -175,6 +189,8 @@ impl Default for ServeConfig {
             publish_interval_ms: default_publish(),
             trainer_nice: default_trainer_nice(),
             trainer_idle: false,
+            pause_training_ms: 0,
+            max_training_pause_ms: default_max_pause(),
             latest_keys: default_latest_keys(),
             max_in_flight: default_in_flight(),
             request_timeout_ms: default_timeout(),
@@ -257,6 +273,18 @@ impl PipelineConfig {
         }
         if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
             problems.push("serve.tls_cert, serve.tls_key: give both or neither".into());
+        }
+        if self.serve.pause_training_ms > 1000 {
+            problems.push(format!(
+                "serve.pause_training_ms: must be at most 1000, got {}",
+                self.serve.pause_training_ms
+            ));
+        }
+        if !(1..=60_000).contains(&self.serve.max_training_pause_ms) {
+            problems.push(format!(
+                "serve.max_training_pause_ms: must be 1 to 60000, got {}",
+                self.serve.max_training_pause_ms
+            ));
         }
         if self.serve.max_in_flight == 0 {
             problems.push("serve.max_in_flight: must be >= 1, got 0".into());
@@ -465,6 +493,34 @@ address = "127.0.0.1:0"
             "{problems:?}"
         );
         assert!(problems.iter().any(|p| p.contains("x0")), "{problems:?}");
+    }
+
+    #[test]
+    fn training_pauses_are_bounded() {
+        let text = GOOD.replace(
+            "[serve]\n",
+            "[serve]\npause_training_ms = 5000\nmax_training_pause_ms = 0\n",
+        );
+        let problems = parse(&text, "bad.toml")
+            .expect("parses")
+            .check()
+            .expect_err("invalid");
+        for key in ["serve.pause_training_ms", "serve.max_training_pause_ms"] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{problems:?}");
+        }
+        let text = GOOD.replace(
+            "[serve]\n",
+            "[serve]\npause_training_ms = 2\nmax_training_pause_ms = 50\n",
+        );
+        let config = parse(&text, "good.toml").expect("parses");
+        assert_eq!(
+            (
+                config.serve.pause_training_ms,
+                config.serve.max_training_pause_ms
+            ),
+            (2, 50)
+        );
+        config.check().expect("valid");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub const CHECKPOINTS_WRITTEN: &str = "eddy_checkpoints_written";
 pub const THROUGHPUT: &str = "eddy_throughput_events_per_second";
 pub const MODEL_METRIC: &str = "eddy_model_metric";
 pub const MODEL_VERSION: &str = "eddy_model_version";
+pub const TRAINING_PAUSED: &str = "eddy_training_paused_seconds";
 pub const KAFKA_CONSUMER_LAG: &str = "eddy_kafka_consumer_lag";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +48,8 @@ pub struct PipelineMetrics {
     pub throughput: FloatGauge,
     pub model_metric: Family<MetricLabels, FloatGauge>,
     pub model_version: Gauge,
+    /// Time training waited for prediction requests (`serve.pause_training_ms`).
+    pub training_paused: Counter<f64, AtomicU64>,
     /// Messages behind the partition's high watermark (Kafka sources).
     pub kafka_lag: Family<PartitionLabels, Gauge>,
 }
@@ -88,6 +91,11 @@ impl PipelineMetrics {
             MODEL_VERSION,
             "Events learned by the live model",
             m.model_version.clone(),
+        );
+        registry.register(
+            TRAINING_PAUSED,
+            "Time training waited for a quiet moment between prediction requests",
+            m.training_paused.clone(),
         );
         registry.register(
             KAFKA_CONSUMER_LAG,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eddy_features::FeatureBatch;
 use eddy_models::server::{BoundServer, LearnRequest, Served};
-use eddy_models::{LatestPredictions, ModelHandle, RecentDeadLetters, TrainedModel};
+use eddy_models::{Demand, LatestPredictions, ModelHandle, RecentDeadLetters, TrainedModel};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
@@ -241,6 +241,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let recent_dead_letters = handle.as_ref().map(|_| RecentDeadLetters::default());
     let latest = (handle.is_some() && config.serve.latest_keys > 0)
         .then(|| LatestPredictions::with_capacity(config.serve.latest_keys));
+    // Serving strictly first: the server counts prediction requests, the trainer waits them out.
+    let demand = (handle.is_some() && config.serve.pause_training_ms > 0).then(Demand::default);
+    let quiet = Duration::from_millis(config.serve.pause_training_ms);
+    let max_pause = Duration::from_millis(config.serve.max_training_pause_ms);
     let server_stop = StopHandle::default();
     let server_task = match &handle {
         Some(handle) => {
@@ -263,6 +267,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
                     .iter()
                     .map(|l| (spec.name.clone(), l.clone()))
                     .collect(),
+                demand: demand.clone(),
             };
             let server =
                 BoundServer::bind(&config.serve.server_options(), served, registry).await?;
@@ -417,12 +422,20 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     });
 
     let stop = options.stop.clone();
+    let trainer_stop = options.stop.clone();
     let trained = tokio::task::spawn_blocking(move || {
         let _lowered = crate::priority::lower_this_thread(step_back);
         let mut failure = None;
         while let Some(message) = rx.blocking_recv() {
             let outcome = match message {
                 Message::Chunk(chunk, prepared) => {
+                    if let Some(demand) = &demand {
+                        let stopped = || trainer_stop.is_stopped();
+                        let waited = demand.wait_for_quiet(quiet, max_pause, stopped);
+                        if !waited.is_zero() {
+                            trainer.metrics.training_paused.inc_by(waited.as_secs_f64());
+                        }
+                    }
                     chunk.and_then(|chunk| trainer.process(chunk, prepared))
                 }
                 Message::Learn(request) => trainer.learn_request(request),

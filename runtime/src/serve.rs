@@ -54,6 +54,7 @@ pub async fn serve_registry(
         registry: Some(registry.clone()),
         dead_letters: None,
         latest: BTreeMap::new(),
+        demand: None,
     };
     let server = BoundServer::bind(options, served, MetricsRegistry::default()).await?;
     let addr = server.local_addr()?;

@@ -68,7 +68,8 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let needed = match access(request.method(), request.uri().path()) {
+    let access = access(request.method(), request.uri().path());
+    let needed = match access {
         Access::Open => None,
         Access::Predict => state.limits.predict_token.as_deref(),
         Access::Admin => Some(state.limits.admin_token.as_deref().unwrap_or("")),
@@ -79,6 +80,11 @@ pub(crate) async fn guard(
             return unauthorised();
         }
     }
+    // A prediction is demand from the moment it is accepted, refused for load or not.
+    let _demand = match (access, &state.demand) {
+        (Access::Predict, Some(demand)) => Some(demand.begin()),
+        _ => None,
+    };
     let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,

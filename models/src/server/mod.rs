@@ -86,6 +86,8 @@ pub struct Served {
     pub dead_letters: Option<RecentDeadLetters>,
     /// The newest prediction per key of live trainers, by model name (`/v1/models/{name}/latest`).
     pub latest: BTreeMap<String, LatestPredictions>,
+    /// Records prediction requests for a trainer that pauses while they arrive.
+    pub demand: Option<crate::Demand>,
 }
 
 /// Shared by every handler.
@@ -100,6 +102,7 @@ pub(crate) struct AppState {
     pub(crate) limits: ServerOptions,
     pub(crate) dead_letters: Option<RecentDeadLetters>,
     pub(crate) latest: BTreeMap<String, LatestPredictions>,
+    pub(crate) demand: Option<crate::Demand>,
     /// When the server was bound: the dashboard's clock.
     pub(crate) started: Instant,
 }
@@ -142,6 +145,7 @@ impl BoundServer {
             limits: options.clone(),
             dead_letters: served.dead_letters,
             latest: served.latest,
+            demand: served.demand,
             started: Instant::now(),
         });
         // Certificates are read at bind time, so a bad file fails the start, not the first request.
