@@ -77,6 +77,10 @@ pub(crate) trait Accumulator: Default {
     /// Maps a raw `(y, p)` into the accumulator's domain, or `None` if it cannot be scored (not
     /// finite).
     fn normalize(y: f64, p: f64) -> Option<(f64, f64)>;
+    /// The accumulator for the whole stream, which may keep less than a window's.
+    fn for_stream() -> Self {
+        Self::default()
+    }
     fn term(y: f64, p: f64) -> Self::Term;
     fn add(&mut self, t: &Self::Term);
     fn remove(&mut self, t: &Self::Term);
@@ -100,7 +104,7 @@ struct Progressive<A: Accumulator> {
 impl<A: Accumulator> Progressive<A> {
     fn new(window: usize) -> Self {
         Self {
-            total: A::default(),
+            total: A::for_stream(),
             window: Window::new(window),
         }
     }
@@ -137,8 +141,27 @@ enum Tracker {
 /// events every `window` updates, which bounds floating-point drift without changing the amortised
 /// cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SavedMetrics")]
 pub struct ProgressiveMetrics {
     tracker: Tracker,
+}
+
+/// [`ProgressiveMetrics`] as saved. Versions before 2026-11-27 also kept an AUC histogram for
+/// the whole stream (unused: that AUC is exact); loading drops it, so a resumed model is as
+/// fast as a fresh one.
+#[derive(Deserialize)]
+struct SavedMetrics {
+    tracker: Tracker,
+}
+
+impl From<SavedMetrics> for ProgressiveMetrics {
+    fn from(saved: SavedMetrics) -> Self {
+        let mut tracker = saved.tracker;
+        if let Tracker::Binary(t, _) = &mut tracker {
+            t.total.without_auc();
+        }
+        ProgressiveMetrics { tracker }
+    }
 }
 
 impl ProgressiveMetrics {

@@ -239,3 +239,31 @@ fn postcard_round_trip_is_bit_identical() {
         assert_eq!(back.window(), 64);
     }
 }
+
+/// State saved before the stream's AUC histogram was dropped (the stream's `BinaryAcc` then
+/// counted every event into one) loads into exactly the state of today's metrics over the same
+/// events, and goes on the same.
+#[test]
+fn a_stream_auc_histogram_saved_by_an_earlier_version_is_dropped_on_load() {
+    let events: Vec<(f64, f64)> = (0..300)
+        .map(|i| (f64::from(i % 3 == 0), (f64::from(i) * 0.61).sin().abs()))
+        .collect();
+    let mut today = ProgressiveMetrics::new(Task::Binary, 50);
+    let mut earlier_total = BinaryAcc::default();
+    for &(y, p) in &events {
+        today.update(y, p);
+        earlier_total.add(&BinaryAcc::term(y, p));
+    }
+    let mut earlier = today.clone();
+    if let Tracker::Binary(t, _) = &mut earlier.tracker {
+        t.total = earlier_total;
+    }
+    assert_ne!(earlier, today, "the earlier state holds the histogram");
+    let bytes = postcard::to_stdvec(&earlier).expect("serialises");
+    let mut loaded: ProgressiveMetrics = postcard::from_bytes(&bytes).expect("loads");
+    assert_eq!(loaded, today);
+    loaded.update(1.0, 0.3);
+    today.update(1.0, 0.3);
+    assert_eq!(loaded, today);
+    assert_eq!(loaded.values(), today.values());
+}
