@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn waiting_is_bounded_and_can_be_given_up() {
         let demand = Demand::default();
-        assert_eq!(demand.wait_for_quiet(QUIET, QUIET, || false), Duration::ZERO);
+        assert_eq!(
+            demand.wait_for_quiet(QUIET, QUIET, || false),
+            Duration::ZERO
+        );
         let _request = demand.begin();
         let at_most = Duration::from_millis(20);
         assert!(demand.wait_for_quiet(QUIET, at_most, || false) >= at_most);
