@@ -202,6 +202,32 @@ impl StandardScaler {
         while j < self.fields.len() {
             let values = column::<Float64Array>(batch, self.columns[j])?;
             #[cfg(target_arch = "x86_64")]
+            if j + 3 < self.fields.len()
+                && skip.is_empty()
+                && batch.num_rows() >= QUAD_ROWS
+                && std::arch::is_x86_feature_detected!("avx")
+            {
+                let four = [0, 1, 2, 3].map(|k| column::<Float64Array>(batch, self.columns[j + k]));
+                if let [Ok(a), Ok(b), Ok(c), Ok(d)] = &four {
+                    if [a, b, c, d].iter().all(|v| v.null_count() == 0) {
+                        let columns = [a, b, c, d].map(|v| &v.values()[..]);
+                        #[allow(unsafe_code)]
+                        // SAFETY: the CPU has AVX (checked just above).
+                        unsafe {
+                            run_quad(
+                                &mut self.moments[j..j + 4],
+                                columns,
+                                dense,
+                                self.offset + j,
+                                width,
+                            )
+                        };
+                        j += 4;
+                        continue;
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
             if j + 1 < self.fields.len() && skip.is_empty() && values.null_count() == 0 {
                 let next = column::<Float64Array>(batch, self.columns[j + 1])?;
                 if next.null_count() == 0 {
@@ -352,6 +378,79 @@ fn run_pair(
     }
 }
 
+/// Batches shorter than this are scaled in pairs: four columns at once cost more per call
+/// (criterion `standard_scaler_10/1`: 38.5 against 70.1 M values/s) and win only on longer
+/// batches (`/64`: 530 against 377; `/4096`: 654 against 402).
+#[cfg(target_arch = "x86_64")]
+const QUAD_ROWS: usize = 16;
+
+/// [`run_pair`] for four adjacent columns, one AVX lane each: the same operations in the same
+/// order, so the same bits, with one 256-bit division doing the work of four where the divider
+/// has the width (it bounds this loop: three divisions and a square root per value).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn run_quad(
+    quad: &mut [Moments],
+    columns: [&[f64]; 4],
+    dense: &mut [f64],
+    at: usize,
+    width: usize,
+) {
+    use std::arch::x86_64::*;
+    let width = width.max(1);
+    let rows = columns.iter().map(|c| c.len()).min().unwrap_or(0);
+    let lanes =
+        |f: fn(&Moments) -> f64| _mm256_set_pd(f(&quad[3]), f(&quad[2]), f(&quad[1]), f(&quad[0]));
+    // Lane k is column k (`_mm256_set_pd` takes the highest lane first).
+    let mut count = lanes(|m| m.count as f64);
+    let mut mean = lanes(|m| m.mean);
+    let mut m2 = lanes(|m| m.m2);
+    let one = _mm256_set1_pd(1.0);
+    let zero = _mm256_setzero_pd();
+    let infinity = _mm256_set1_pd(f64::INFINITY);
+    let magnitude = _mm256_set1_pd(f64::from_bits(!(1u64 << 63)));
+    let mut done = 0u64;
+    for (i, row) in dense.chunks_mut(width).take(rows).enumerate() {
+        let Some(out) = row.get_mut(at..at + 4) else {
+            break;
+        };
+        let x = _mm256_set_pd(columns[3][i], columns[2][i], columns[1][i], columns[0][i]);
+        count = _mm256_add_pd(count, one);
+        let inv_count = _mm256_div_pd(one, count);
+        let delta = _mm256_sub_pd(x, mean);
+        mean = _mm256_add_pd(mean, _mm256_mul_pd(delta, inv_count));
+        m2 = _mm256_add_pd(m2, _mm256_mul_pd(delta, _mm256_sub_pd(x, mean)));
+        let std = _mm256_sqrt_pd(_mm256_div_pd(m2, count));
+        let scaled = _mm256_div_pd(_mm256_sub_pd(x, mean), std);
+        // Kept where std > 0 and |scaled| < infinity (finite), else 0.0: `scale`'s rule.
+        let keep = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GT_OQ>(std, zero),
+            _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(scaled, magnitude), infinity),
+        );
+        let [low, high] = halves(_mm256_and_pd(scaled, keep));
+        out.copy_from_slice(&[low[0], low[1], high[0], high[1]]);
+        done += 1;
+    }
+    let (mean, m2) = (halves(mean), halves(m2));
+    for (l, m) in quad.iter_mut().enumerate() {
+        m.count += done;
+        m.mean = mean[l / 2][l % 2];
+        m.m2 = m2[l / 2][l % 2];
+    }
+}
+
+/// The four lanes of `v`, as two pairs (lanes 0-1, lanes 2-3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn halves(v: std::arch::x86_64::__m256d) -> [[f64; 2]; 2] {
+    use std::arch::x86_64::*;
+    let pair = |h: __m128d| [_mm_cvtsd_f64(h), _mm_cvtsd_f64(_mm_unpackhi_pd(h, h))];
+    [
+        pair(_mm256_castpd256_pd128(v)),
+        pair(_mm256_extractf128_pd::<1>(v)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -383,9 +482,16 @@ mod tests {
         RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(array)]).unwrap()
     }
 
+    /// 2 columns: one pair; 3: a pair and one; 5: four and one; 7: four, a pair and one (four
+    /// at a time where the CPU has AVX, pairs otherwise).
     #[test]
-    fn columns_learned_in_pairs_give_the_bits_of_one_at_a_time() {
-        let names = ["a", "b", "c", "d", "e"];
+    fn columns_learned_in_fours_and_pairs_give_the_bits_of_one_at_a_time() {
+        for n in [2, 3, 5, 7] {
+            learned_together_as_one_at_a_time(&["a", "b", "c", "d", "e", "f", "g"][..n]);
+        }
+    }
+
+    fn learned_together_as_one_at_a_time(names: &[&str]) {
         let schema = Schema::new(names.iter().map(|&n| Field::number(n)).collect()).unwrap();
         // Values of very different scales, a constant column (std 0: scaled to 0.0).
         let column = |j: usize| -> Float64Array {
@@ -405,7 +511,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.arrow_schema(), columns).unwrap();
         let width = names.len() + 3;
         let chunks = [0..1000, 1000..3000];
-        let mut paired = scaler(&schema, &names);
+        let mut paired = scaler(&schema, names);
         let mut dense = vec![0.0; 3000 * width];
         for chunk in chunks.clone() {
             let part = batch.slice(chunk.start, chunk.len());
@@ -415,7 +521,7 @@ mod tests {
                 .unwrap();
         }
         // One column at a time, through the general loop.
-        let mut single = scaler(&schema, &names);
+        let mut single = scaler(&schema, names);
         let mut expected = vec![0.0; 3000 * width];
         for chunk in chunks {
             let part = batch.slice(chunk.start, chunk.len());
