@@ -72,20 +72,20 @@ impl Job {
 
     /// Keeps the bytes appended since `start` as record `seq` from line `line` of the current
     /// file (the reader at `offset` after it), its line ending removed; a blank line is dropped
-    /// instead. Returns whether it was kept.
+    /// instead.
     pub(crate) fn keep_line(
         &mut self,
         start: usize,
         seq: impl FnOnce() -> u64,
         line: u64,
         offset: u64,
-    ) -> bool {
+    ) {
         while matches!(self.bytes.last(), Some(b'\n' | b'\r')) && self.bytes.len() > start {
             self.bytes.pop();
         }
         if self.bytes[start..].iter().all(u8::is_ascii_whitespace) {
             self.bytes.truncate(start);
-            return false;
+            return;
         }
         self.lines.push(Line {
             start,
@@ -97,7 +97,6 @@ impl Job {
                 file: self.files.len().saturating_sub(1),
             },
         });
-        true
     }
 
     /// Decodes every line into `builder`, exactly as the one-thread reader does.
@@ -324,18 +323,26 @@ mod tests {
         source
     }
 
+    /// Asserts that the files, from `resume` on, in chunks of `maxes`, give the same stream
+    /// through parser threads as through one reader; that stream.
+    fn same_as_one_reader(files: &[PathBuf], resume: Option<Position>, maxes: &[usize]) -> Stream {
+        let one = FileSource::over(files.to_vec(), None, context(resume.clone())).expect("opens");
+        let expected = drain_by(one, maxes);
+        let got = drain_by(threaded(files, resume.clone()), maxes);
+        assert_eq!(got, expected, "from {resume:?} in chunks of {maxes:?}");
+        expected
+    }
+
     #[test]
     fn threads_give_the_chunks_and_positions_of_one_reader() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = inputs(dir.path());
         for max in [1, 5, 7, 1000] {
-            let one = FileSource::over(files.clone(), None, context(None)).expect("opens");
-            let expected = drain(one, max);
-            let dead = expected.0.iter().flat_map(|c| &c.2);
+            let stream = same_as_one_reader(&files, None, &[max]);
+            let dead = stream.0.iter().flat_map(|c| &c.2);
             let kinds: Vec<&str> = dead.map(|d| d.kind).collect();
             assert_eq!(kinds.len(), 7, "{kinds:?}");
             assert!(kinds.contains(&"too_large"), "{kinds:?}");
-            assert_eq!(drain(threaded(&files, None), max), expected, "max {max}");
         }
     }
 
@@ -353,13 +360,7 @@ mod tests {
             .iter()
             .any(|p| matches!(p.location, Location::File { index: 1, .. })));
         for end in ends {
-            let one = FileSource::over(files.clone(), None, context(Some(end.clone())));
-            let expected = drain(one.expect("resumes"), 4);
-            assert_eq!(
-                drain(threaded(&files, Some(end.clone())), 4),
-                expected,
-                "{end:?}"
-            );
+            same_as_one_reader(&files, Some(end), &[4]);
         }
     }
 
@@ -370,13 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = inputs(dir.path());
         for maxes in [&[5, 3, 5, 1, 2, 5, 9][..], &[6, 6, 6, 1][..], &[2, 7][..]] {
-            let one = FileSource::over(files.clone(), None, context(None)).expect("opens");
-            let expected = drain_by(one, maxes);
-            assert_eq!(
-                drain_by(threaded(&files, None), maxes),
-                expected,
-                "{maxes:?}"
-            );
+            same_as_one_reader(&files, None, maxes);
         }
     }
 
