@@ -134,7 +134,9 @@ pub(crate) struct BinaryAcc {
 }
 
 impl BinaryAcc {
-    /// Drops the AUC histogram (for the whole stream, whose AUC is exact elsewhere).
+    /// Drops the AUC histogram: for the whole stream, whose AUC comes from `ExactAuc`. Leaving
+    /// out 160 KB that every event touched keeps the learner's data in cache (replaying 4M
+    /// numeric events from Parquet: median 5.85M against 5.41M events/s).
     pub(crate) fn without_auc(&mut self) {
         self.hist = AucHistogram::absent();
     }
@@ -142,15 +144,6 @@ impl BinaryAcc {
 
 impl Accumulator for BinaryAcc {
     type Term = BinaryTerm;
-
-    /// Without the AUC histogram: the whole stream's AUC comes from `ExactAuc`, and leaving
-    /// out 160 KB that every event touched keeps the learner's data in cache (14% more events/s
-    /// replaying 1M numeric events from Parquet).
-    fn for_stream() -> Self {
-        let mut acc = Self::default();
-        acc.without_auc();
-        acc
-    }
 
     #[inline]
     fn normalize(y: f64, p: f64) -> Option<(f64, f64)> {

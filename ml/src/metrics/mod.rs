@@ -77,10 +77,6 @@ pub(crate) trait Accumulator: Default {
     /// Maps a raw `(y, p)` into the accumulator's domain, or `None` if it cannot be scored (not
     /// finite).
     fn normalize(y: f64, p: f64) -> Option<(f64, f64)>;
-    /// The accumulator for the whole stream, which may keep less than a window's.
-    fn for_stream() -> Self {
-        Self::default()
-    }
     fn term(y: f64, p: f64) -> Self::Term;
     fn add(&mut self, t: &Self::Term);
     fn remove(&mut self, t: &Self::Term);
@@ -104,7 +100,7 @@ struct Progressive<A: Accumulator> {
 impl<A: Accumulator> Progressive<A> {
     fn new(window: usize) -> Self {
         Self {
-            total: A::for_stream(),
+            total: A::default(),
             window: Window::new(window),
         }
     }
@@ -168,7 +164,11 @@ impl ProgressiveMetrics {
     /// Metrics for `task`, with a recent window of `window` events (a window of 0 is treated as 1).
     pub fn new(task: Task, window: usize) -> Self {
         let tracker = match task {
-            Task::Binary => Tracker::Binary(Progressive::new(window), ExactAuc::new()),
+            Task::Binary => {
+                let mut binary: Progressive<BinaryAcc> = Progressive::new(window);
+                binary.total.without_auc(); // its AUC is exact
+                Tracker::Binary(binary, ExactAuc::new())
+            }
             Task::Regression => Tracker::Regression(Progressive::new(window)),
             Task::Multiclass => Tracker::Multiclass(MulticlassTracker::new(window)),
             Task::Clustering => Tracker::Clustering(ClusteringTracker::new(window)),
