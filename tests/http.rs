@@ -398,26 +398,24 @@ fn seconds_paused(client: &Client) -> anyhow::Result<f64> {
     Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
 }
 
-#[test]
-fn training_waits_for_a_gap_between_predictions_when_asked() -> anyhow::Result<()> {
+/// Runs the serving pipeline with `serve` added to its `[serve]` table and checks that training
+/// yields to predictions: listing models does not make it wait or rest, 1.5 s of back-to-back
+/// predictions make it wait or rest more than 0.2 s (`eddy_training_paused_seconds_total`).
+fn training_yields_to_predictions(serve: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let file = pipeline(dir.path())?;
-    let text = std::fs::read_to_string(&file)?.replace(
-        "[serve]\n",
-        "[serve]\npause_training_ms = 50\nmax_training_pause_ms = 200\n",
-    );
+    let text = std::fs::read_to_string(&file)?.replace("[serve]\n", &format!("[serve]\n{serve}"));
     std::fs::write(&file, text)?;
     let mut running = Running::spawn(eddy().args(["run", "--progress-ms", "100"]).arg(&file))?;
     let client = Client::new(running.wait_for_server()?);
 
-    // Reading metrics and listing models is not prediction demand: training does not wait.
+    // Reading metrics and listing models is not prediction demand: training does not yield.
     for _ in 0..20 {
         assert_eq!(client.get("/v1/models")?.0, 200);
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(seconds_paused(&client)?, 0.0);
 
-    // Back-to-back predictions leave no 50 ms gap: training waits, 200 ms at a time.
     let request = json!({"instances": [instance(0.5)]}).to_string();
     let until = std::time::Instant::now() + Duration::from_millis(1500);
     while std::time::Instant::now() < until {
@@ -425,11 +423,24 @@ fn training_waits_for_a_gap_between_predictions_when_asked() -> anyhow::Result<(
         assert_eq!(status, 200, "{body}");
     }
     let paused = seconds_paused(&client)?;
-    assert!(paused > 0.2, "training waited {paused} s");
+    assert!(paused > 0.2, "training yielded {paused} s");
 
     running.signal(libc::SIGTERM);
     assert!(running.wait(Duration::from_secs(30))?.success());
     Ok(())
+}
+
+#[test]
+fn training_waits_for_a_gap_between_predictions_when_asked() -> anyhow::Result<()> {
+    // Back-to-back predictions leave no 50 ms gap: training waits, 200 ms at a time.
+    training_yields_to_predictions("pause_training_ms = 50\nmax_training_pause_ms = 200\n")
+}
+
+#[test]
+fn training_rests_between_slices_while_predictions_are_served() -> anyhow::Result<()> {
+    // The generator's 20,000 events/s come 64 rows per 20 us slice at most, each slice
+    // followed by a 2 ms rest: more than half of each second is rest while predictions go on.
+    training_yields_to_predictions("training_slice_us = 20\ntraining_rest_us = 2000\n")
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! Prediction demand as training sees it: how many prediction requests are in flight and when
-//! the last one started or finished. A pipeline that puts serving strictly first
-//! (`serve.pause_training_ms`) reads it between chunks and waits for a quiet moment.
+//! the last one started or finished. Training reads it to put serving first: between chunks it
+//! can wait for a quiet moment (`serve.pause_training_ms`, [`Demand::wait_for_quiet`]), and while
+//! predictions are being served it can learn in short slices with a short rest after each
+//! (`serve.training_slice_us`, [`Pacer`]).
 //!
-//! Lowering the training threads' priority is not enough for a tail-latency target on a small
-//! machine: on the 2-core test machine even a SCHED_IDLE busy loop in another process raised the
-//! server's p99 from 0.5-1.6 ms to 3.3-3.5 ms (`wrk`, 16 connections), because a waking server
-//! thread can wait up to a scheduler tick for a CPU that is running something. Only a CPU that
-//! training leaves alone is free at once.
+//! Lowering the training threads' priority is not enough for a tail-latency target on the 2-core
+//! test machine, a virtual machine whose host takes a virtual CPU away for 1-10 ms at a time once
+//! the guest keeps it busy without pause (`bench/serve/vcpu_gaps.py`: 0-3 such gaps in 8 s with
+//! one CPU busy, 2-24 per CPU with both). A request on that CPU waits as long, whatever the
+//! priorities inside the guest: a SCHED_IDLE busy loop in another process raised the server's p99
+//! from 0.55-1.7 ms to 2.6-3.3 ms (`wrk`, 16 connections). The same loop resting 50 us after each
+//! 200 us of work left it at 0.76-1.03 ms: CPUs that go idle now and then are not taken away.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -98,6 +102,81 @@ impl Demand {
     }
 }
 
+/// Rows learned between two looks at the clock: about 20 us of learning at 3M events/s.
+const CHECK_ROWS: u32 = 64;
+
+/// Predictions served within this long count as "being served" for [`Pacer`].
+const SERVING_WINDOW: Duration = Duration::from_millis(100);
+
+/// Learning in slices while predictions are being served: after `slice` of learning the trainer
+/// sleeps for `rest`, so its CPU goes idle now and then (see the module documentation). With no
+/// prediction for 100 ms, training runs without rests. A slice is busy time: a wait for input as
+/// long as a rest (a paced source, a quiet Kafka topic) starts a new one.
+#[derive(Debug)]
+pub struct Pacer {
+    demand: Demand,
+    slice: Duration,
+    rest: Duration,
+    /// Start of the current slice.
+    since: Instant,
+    /// End of the last chunk.
+    ended: Instant,
+    rows: u32,
+    rested: Duration,
+}
+
+impl Pacer {
+    /// `slice` and `rest` are both > 0 (checked by the configuration).
+    pub fn new(demand: Demand, slice: Duration, rest: Duration) -> Self {
+        Pacer {
+            demand,
+            slice,
+            rest,
+            since: Instant::now(),
+            ended: Instant::now(),
+            rows: 0,
+            rested: Duration::ZERO,
+        }
+    }
+
+    /// Called before a chunk is learned.
+    pub fn begin_chunk(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.ended) >= self.rest {
+            self.since = now;
+        }
+    }
+
+    /// Called after a chunk is learned; the time spent resting during it.
+    pub fn end_chunk(&mut self) -> Duration {
+        self.ended = Instant::now();
+        std::mem::take(&mut self.rested)
+    }
+
+    /// Called after each row learned; every few rows it reads the clock, and rests when a slice
+    /// is over and predictions are being served.
+    #[inline]
+    pub fn row(&mut self) {
+        self.rows += 1;
+        if self.rows >= CHECK_ROWS {
+            self.rows = 0;
+            self.check();
+        }
+    }
+
+    fn check(&mut self) {
+        if self.since.elapsed() < self.slice {
+            return;
+        }
+        if !self.demand.quiet_in(SERVING_WINDOW).is_zero() {
+            let start = Instant::now();
+            std::thread::sleep(self.rest);
+            self.rested += start.elapsed();
+        }
+        self.since = Instant::now();
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.demand.stamp();
@@ -154,5 +233,54 @@ mod tests {
         );
         assert_eq!(demand.quiet_in(QUIET), Duration::ZERO);
         finisher.join().expect("the request thread ends");
+    }
+
+    /// "Learns" `rows` rows as one chunk, each keeping the CPU busy for a microsecond (so 64
+    /// rows outlast a 20 us slice), and returns the rest taken.
+    fn chunk(pacer: &mut Pacer, rows: u32) -> Duration {
+        pacer.begin_chunk();
+        for _ in 0..rows {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_micros(1) {
+                std::hint::spin_loop();
+            }
+            pacer.row();
+        }
+        pacer.end_chunk()
+    }
+
+    #[test]
+    fn rests_after_each_slice_only_while_predictions_are_served() {
+        let demand = Demand::default();
+        let rest = Duration::from_millis(2);
+        let mut pacer = Pacer::new(demand.clone(), Duration::from_micros(20), rest);
+        std::thread::sleep(Duration::from_millis(1));
+        // Slices are over at every look at the clock, but nobody asks for predictions.
+        assert_eq!(chunk(&mut pacer, 10 * CHECK_ROWS), Duration::ZERO);
+
+        let request = demand.begin();
+        let rested = chunk(&mut pacer, 3 * CHECK_ROWS);
+        assert!(rested >= 3 * rest, "rested {rested:?}");
+        // fewer rows than one look at the clock: no rest
+        assert_eq!(chunk(&mut pacer, CHECK_ROWS - 1), Duration::ZERO);
+        drop(request);
+        // a prediction within the last 100 ms still counts as serving
+        assert!(chunk(&mut pacer, 2 * CHECK_ROWS) >= rest);
+        std::thread::sleep(SERVING_WINDOW);
+        assert_eq!(chunk(&mut pacer, 10 * CHECK_ROWS), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_slice_is_busy_time_not_time_since_the_last_rest() {
+        let demand = Demand::default();
+        let _request = demand.begin();
+        let slice = Duration::from_millis(20);
+        let mut pacer = Pacer::new(demand, slice, Duration::from_micros(100));
+        // Chunks 30 ms apart: more than a slice of wall time, but the waits between them are
+        // longer than a rest, so each chunk starts a slice, and 128 rows take far less than 20 ms.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(chunk(&mut pacer, 2 * CHECK_ROWS), Duration::ZERO);
+        }
     }
 }

@@ -40,7 +40,7 @@ mod spec;
 
 pub use artifact::{Artifact, ArtifactMeta, ArtifactSource};
 pub use dead_letters::{RecentDeadLetter, RecentDeadLetters, RECENT_DEAD_LETTERS};
-pub use demand::{Demand, InFlight};
+pub use demand::{Demand, InFlight, Pacer};
 pub use error::{ModelError, Result};
 pub use keyed::KeyedPart;
 pub use latest::{LatestPrediction, LatestPredictions, LATEST_KEYS};

@@ -117,6 +117,16 @@ pub struct ServeConfig {
     /// Longer: a lower tail latency under load, less training.
     #[serde(default = "default_max_pause")]
     pub max_training_pause_ms: u64,
+    /// While predictions are being served (one within the last 100 ms), training learns for at
+    /// most this many microseconds and then rests for `training_rest_us`, so its CPU goes idle
+    /// now and then; 0, the default, never rests. On a virtual machine whose host takes busy
+    /// virtual CPUs away for milliseconds, this keeps the tail latency low at a small cost in
+    /// training (see `models/src/demand.rs`).
+    #[serde(default)]
+    pub training_slice_us: u64,
+    /// The rest after each `training_slice_us` of learning, in microseconds.
+    #[serde(default = "default_training_rest")]
+    pub training_rest_us: u64,
     /// Requests answered at once; more get 503 with Retry-After.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
@@ -172,6 +182,9 @@ fn default_latest_keys() -> usize {
 fn default_max_pause() -> u64 {
     1000
 }
+fn default_training_rest() -> u64 {
+    50
+}
 fn default_in_flight() -> usize {
     1024
 }
@@ -191,6 +204,8 @@ impl Default for ServeConfig {
             trainer_idle: false,
             pause_training_ms: 0,
             max_training_pause_ms: default_max_pause(),
+            training_slice_us: 0,
+            training_rest_us: default_training_rest(),
             latest_keys: default_latest_keys(),
             max_in_flight: default_in_flight(),
             request_timeout_ms: default_timeout(),
@@ -284,6 +299,18 @@ impl PipelineConfig {
             problems.push(format!(
                 "serve.max_training_pause_ms: must be 1 to 60000, got {}",
                 self.serve.max_training_pause_ms
+            ));
+        }
+        let slice = self.serve.training_slice_us;
+        if slice != 0 && !(20..=1_000_000).contains(&slice) {
+            problems.push(format!(
+                "serve.training_slice_us: must be 0 (off) or 20 to 1000000, got {slice}"
+            ));
+        }
+        if !(10..=100_000).contains(&self.serve.training_rest_us) {
+            problems.push(format!(
+                "serve.training_rest_us: must be 10 to 100000, got {}",
+                self.serve.training_rest_us
             ));
         }
         if self.serve.max_in_flight == 0 {
@@ -499,26 +526,36 @@ address = "127.0.0.1:0"
     fn training_pauses_are_bounded() {
         let text = GOOD.replace(
             "[serve]\n",
-            "[serve]\npause_training_ms = 5000\nmax_training_pause_ms = 0\n",
+            "[serve]\npause_training_ms = 5000\nmax_training_pause_ms = 0\n\
+             training_slice_us = 5\ntraining_rest_us = 0\n",
         );
         let problems = parse(&text, "bad.toml")
             .expect("parses")
             .check()
             .expect_err("invalid");
-        for key in ["serve.pause_training_ms", "serve.max_training_pause_ms"] {
+        for key in [
+            "serve.pause_training_ms",
+            "serve.max_training_pause_ms",
+            "serve.training_slice_us",
+            "serve.training_rest_us",
+        ] {
             assert!(problems.iter().any(|p| p.starts_with(key)), "{problems:?}");
         }
         let text = GOOD.replace(
             "[serve]\n",
-            "[serve]\npause_training_ms = 2\nmax_training_pause_ms = 50\n",
+            "[serve]\npause_training_ms = 2\nmax_training_pause_ms = 50\n\
+             training_slice_us = 200\n",
         );
         let config = parse(&text, "good.toml").expect("parses");
+        let serve = &config.serve;
         assert_eq!(
             (
-                config.serve.pause_training_ms,
-                config.serve.max_training_pause_ms
+                serve.pause_training_ms,
+                serve.max_training_pause_ms,
+                serve.training_slice_us,
+                serve.training_rest_us
             ),
-            (2, 50)
+            (2, 50, 200, 50)
         );
         config.check().expect("valid");
     }

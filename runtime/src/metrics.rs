@@ -48,7 +48,8 @@ pub struct PipelineMetrics {
     pub throughput: FloatGauge,
     pub model_metric: Family<MetricLabels, FloatGauge>,
     pub model_version: Gauge,
-    /// Time training waited for prediction requests (`serve.pause_training_ms`).
+    /// Time training waited for prediction requests (`serve.pause_training_ms`) or rested while
+    /// they were being served (`serve.training_slice_us`).
     pub training_paused: Counter<f64, AtomicU64>,
     /// Messages behind the partition's high watermark (Kafka sources).
     pub kafka_lag: Family<PartitionLabels, Gauge>,
@@ -94,7 +95,7 @@ impl PipelineMetrics {
         );
         registry.register(
             TRAINING_PAUSED,
-            "Time training waited for a quiet moment between prediction requests",
+            "Time training waited for a quiet moment between prediction requests or rested while serving",
             m.training_paused.clone(),
         );
         registry.register(

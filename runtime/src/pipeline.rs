@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eddy_features::FeatureBatch;
 use eddy_models::server::{BoundServer, LearnRequest, Served};
-use eddy_models::{Demand, LatestPredictions, ModelHandle, RecentDeadLetters, TrainedModel};
+use eddy_models::{Demand, LatestPredictions, ModelHandle, Pacer, RecentDeadLetters, TrainedModel};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
@@ -242,7 +242,21 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let latest = (handle.is_some() && config.serve.latest_keys > 0)
         .then(|| LatestPredictions::with_capacity(config.serve.latest_keys));
     // Serving strictly first: the server counts prediction requests, the trainer waits them out.
-    let demand = (handle.is_some() && config.serve.pause_training_ms > 0).then(Demand::default);
+    let serve = &config.serve;
+    let wanted = serve.pause_training_ms > 0 || serve.training_slice_us > 0;
+    let demand = (handle.is_some() && wanted).then(Demand::default);
+    let pacer = demand
+        .as_ref()
+        .filter(|_| serve.training_slice_us > 0)
+        .map(|d| {
+            let micros = Duration::from_micros;
+            Pacer::new(
+                d.clone(),
+                micros(serve.training_slice_us),
+                micros(serve.training_rest_us),
+            )
+        });
+    let waits = demand.clone().filter(|_| serve.pause_training_ms > 0);
     let quiet = Duration::from_millis(config.serve.pause_training_ms);
     let max_pause = Duration::from_millis(config.serve.max_training_pause_ms);
     let server_stop = StopHandle::default();
@@ -359,6 +373,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         started: now,
         scratch: FeatureBatch::new(),
         line: Vec::with_capacity(256),
+        pacer,
         last_checkpoint: (now, counters.events),
         last_publish: now,
         last_progress: (now, counters.events),
@@ -429,7 +444,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         while let Some(message) = rx.blocking_recv() {
             let outcome = match message {
                 Message::Chunk(chunk, prepared) => {
-                    if let Some(demand) = &demand {
+                    if let Some(demand) = &waits {
                         let stopped = || trainer_stop.is_stopped();
                         let waited = demand.wait_for_quiet(quiet, max_pause, stopped);
                         if !waited.is_zero() {

@@ -138,6 +138,8 @@ pub(crate) struct Trainer {
     pub(crate) started: Instant,
     pub(crate) scratch: FeatureBatch,
     pub(crate) line: Vec<u8>,
+    /// Rests between slices of learning while predictions are served (`serve.training_slice_us`).
+    pub(crate) pacer: Option<eddy_models::Pacer>,
     pub(crate) last_checkpoint: (Instant, u64),
     pub(crate) last_publish: Instant,
     pub(crate) last_progress: (Instant, u64),
@@ -250,6 +252,10 @@ impl Trainer {
         let mut sink_error = None;
         let predictions = &mut self.predictions;
         let line = &mut self.line;
+        let pacer = &mut self.pacer;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.begin_chunk();
+        }
         // When the latest are kept: each key's last learned row, its prediction and version.
         let mut newest: HashMap<Option<&str>, (usize, serde_json::Value, u64)> = HashMap::new();
         let keep_latest = self.latest.is_some();
@@ -260,6 +266,9 @@ impl Trainer {
             &mut self.scratch,
             predictions.is_some() || keep_latest,
             |row, outcome| {
+                if let Some(pacer) = pacer.as_mut() {
+                    pacer.row();
+                }
                 let seq = chunk.seqs[row];
                 match outcome {
                     RowOutcome::Learned {
@@ -308,6 +317,12 @@ impl Trainer {
         }
         self.counters.learned += learned;
         self.metrics.events_learned.inc_by(learned);
+        if let Some(pacer) = self.pacer.as_mut() {
+            let rested = pacer.end_chunk();
+            if !rested.is_zero() {
+                self.metrics.training_paused.inc_by(rested.as_secs_f64());
+            }
+        }
         if let Some(latest) = &self.latest {
             record_latest(latest, &self.spec, chunk, newest);
         }
