@@ -274,12 +274,13 @@ mod tests {
     fn a_slice_is_busy_time_not_time_since_the_last_rest() {
         let demand = Demand::default();
         let _request = demand.begin();
-        let slice = Duration::from_millis(20);
+        let slice = Duration::from_millis(100);
         let mut pacer = Pacer::new(demand, slice, Duration::from_micros(100));
-        // Chunks 30 ms apart: more than a slice of wall time, but the waits between them are
-        // longer than a rest, so each chunk starts a slice, and 128 rows take far less than 20 ms.
+        // Chunks 120 ms apart: more than a slice of wall time, but the waits between them are
+        // longer than a rest, so each chunk starts a slice, and 128 rows take far less than
+        // 100 ms.
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(30));
+            std::thread::sleep(Duration::from_millis(120));
             assert_eq!(chunk(&mut pacer, 2 * CHECK_ROWS), Duration::ZERO);
         }
     }

@@ -241,7 +241,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let recent_dead_letters = handle.as_ref().map(|_| RecentDeadLetters::default());
     let latest = (handle.is_some() && config.serve.latest_keys > 0)
         .then(|| LatestPredictions::with_capacity(config.serve.latest_keys));
-    // Serving strictly first: the server counts prediction requests, the trainer waits them out.
+    // Serving first: the server counts prediction requests; the trainer waits for a gap between
+    // them (pause_training_ms) or rests between slices of learning while they come
+    // (training_slice_us).
     let serve = &config.serve;
     let wanted = serve.pause_training_ms > 0 || serve.training_slice_us > 0;
     let demand = (handle.is_some() && wanted).then(Demand::default);
