@@ -106,7 +106,9 @@ impl<'a> FeatureVec<'a> {
 /// `predict_learn_many/hashed_width_8_active/*/2^22` (the working set stays cached) FTRL 8.44,
 /// 8.43, 8.31, 7.73, 7.34 M events/s, SGD 16.5, 17.1, 17.1, 16.7, 17.0;
 /// `predict_learn_many/hashed_2^22_out_of_cache` at 2, 4 and 8 ahead FTRL 6.77, 6.91, 6.78, SGD
-/// 10.6, 13.7, 12.9. Four ahead gives up ~8% when the table is cached for ~30% when it is not.
+/// 10.6, 13.7, 12.9. Four ahead gave up ~8% when the table is cached for ~30% when it is not.
+/// Re-measured in a quiet hour (2 against 4 ahead): cached FTRL 11.06 / 11.84, SGD 22.71 / 22.68;
+/// out of cache FTRL 8.66 / 11.66, SGD 12.77 / 18.25 M events/s, so four stays.
 pub const PREFETCH_AHEAD: usize = 4;
 
 /// An incremental (online) learner: it sees one event at a time and can predict at any point.
