@@ -11,9 +11,9 @@
 //! priorities inside the guest: a SCHED_IDLE busy loop in another process raised the server's p99
 //! from 0.55-1.7 ms to 2.6-3.3 ms (`wrk`, 16 connections). The same loop resting 50 us after each
 //! 200 us of work left it at 0.76-1.03 ms: CPUs that go idle now and then are not taken away.
-//! With `eddy run` training while serving (`bench/serve/run`, 32 connections, five rounds):
-//! SCHED_IDLE training alone left the p99 at 2.25-3.03 ms, 50 us slices with 500 us rests at
-//! 0.94-1.51 ms (serve-only 0.87-1.58 ms in the same minutes).
+//! With `eddy run` training while serving (`bench/serve/run`'s pipeline, 32 connections):
+//! SCHED_IDLE training alone left the p99 at 2.25-3.03 ms (eight rounds); 50 us slices with
+//! 500 us rests, at 0.94-1.51 ms (five rounds, serve-only 0.87-1.58 ms in the same minutes).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
