@@ -245,22 +245,16 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     // them (pause_training_ms) or rests between slices of learning while they come
     // (training_slice_us).
     let serve = &config.serve;
-    let wanted = serve.pause_training_ms > 0 || serve.training_slice_us > 0;
-    let demand = (handle.is_some() && wanted).then(Demand::default);
+    let (slice, rest) = (serve.training_slice_us, serve.training_rest_us);
+    let demand =
+        (handle.is_some() && (serve.pause_training_ms > 0 || slice > 0)).then(Demand::default);
     let pacer = demand
-        .as_ref()
-        .filter(|_| serve.training_slice_us > 0)
-        .map(|d| {
-            let micros = Duration::from_micros;
-            Pacer::new(
-                d.clone(),
-                micros(serve.training_slice_us),
-                micros(serve.training_rest_us),
-            )
-        });
+        .clone()
+        .filter(|_| slice > 0)
+        .map(|d| Pacer::new(d, Duration::from_micros(slice), Duration::from_micros(rest)));
     let waits = demand.clone().filter(|_| serve.pause_training_ms > 0);
-    let quiet = Duration::from_millis(config.serve.pause_training_ms);
-    let max_pause = Duration::from_millis(config.serve.max_training_pause_ms);
+    let quiet = Duration::from_millis(serve.pause_training_ms);
+    let max_pause = Duration::from_millis(serve.max_training_pause_ms);
     let server_stop = StopHandle::default();
     let server_task = match &handle {
         Some(handle) => {
