@@ -291,14 +291,28 @@ impl LinearCore {
         // One loop per kind of rule (each arm instantiates `touch_active` anew), so the step of
         // a known kind inlines into it and successive coordinates' roots and divisions overlap.
         match rule {
-            r @ Rule::AdaGrad { .. } => {
-                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            Rule::AdaGrad { eta, eps } => {
+                touch_active(state, s, x, g, |w, gj, st| {
+                    adagrad_step(eta, eps, w, gj, st, l1, l2)
+                });
             }
-            r @ Rule::Adam { .. } => {
-                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            Rule::Adam {
+                eta,
+                b1,
+                b2,
+                eps,
+                bc1,
+                bc2,
+            } => {
+                let adam = [eta, b1, b2, eps, bc1, bc2];
+                touch_active(state, s, x, g, |w, gj, st| {
+                    adam_step(adam, w, gj, st, l1, l2)
+                });
             }
-            r @ Rule::Ftrl { .. } => {
-                touch_active(state, s, x, g, |w, gj, st| r.step(w, gj, st, l1, l2));
+            Rule::Ftrl { inv_alpha, beta } => {
+                touch_active(state, s, x, g, |w, gj, st| {
+                    ftrl_step(inv_alpha, beta, w, gj, st, l1, l2)
+                });
             }
             Rule::Keep => {}
         }
@@ -322,20 +336,29 @@ fn touch_active(
     g: f64,
     mut step: impl FnMut(f64, f64, &mut [f64]) -> f64,
 ) {
-    let mut touch = |j: usize, xj: f64| {
-        if let Some((wj, st)) = state
-            .get_mut(j * s..(j + 1) * s)
-            .and_then(<[f64]>::split_first_mut)
-        {
-            let gj = (g * xj).clamp(-GRAD_LIMIT, GRAD_LIMIT);
-            *wj = step(*wj, gj, st);
-        }
-    };
     for (j, &xj) in x.dense_part().iter().enumerate() {
-        touch(j, xj);
+        touch_one(state, s, j, g * xj, &mut step);
     }
     for (&i, &xi) in x.indices().iter().zip(x.values()) {
-        touch(i as usize, xi);
+        touch_one(state, s, i as usize, g * xi, &mut step);
+    }
+}
+
+/// [`touch_active`]'s work on coordinate `j`, written as a function that is always inlined (a
+/// closure here was compiled out of line, one call per coordinate).
+#[inline(always)]
+fn touch_one(
+    state: &mut [f64],
+    s: usize,
+    j: usize,
+    gj: f64,
+    step: &mut impl FnMut(f64, f64, &mut [f64]) -> f64,
+) {
+    if let Some((wj, st)) = state
+        .get_mut(j * s..(j + 1) * s)
+        .and_then(<[f64]>::split_first_mut)
+    {
+        *wj = step(*wj, gj.clamp(-GRAD_LIMIT, GRAD_LIMIT), st);
     }
 }
 
@@ -425,54 +448,78 @@ impl Rule {
     /// its state slots. Every intermediate is kept finite, so the result and the state are finite.
     #[inline(always)]
     fn step(self, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
-        let new = match (self, st) {
-            (Rule::AdaGrad { eta, eps }, [sum_g2, ..]) => {
-                let g = g + l2 * w;
-                *sum_g2 = (*sum_g2 + g * g).min(f64::MAX);
-                let d = sum_g2.sqrt() + eps;
-                let w = w - (eta * g / d).clamp(-f64::MAX, f64::MAX);
-                if l1 > 0.0 {
-                    soft_threshold(w, (eta * l1 / d).min(f64::MAX))
-                } else {
-                    w
-                }
-            }
-            (
-                Rule::Adam {
-                    eta,
-                    b1,
-                    b2,
-                    eps,
-                    bc1,
-                    bc2,
-                },
-                [m, v, ..],
-            ) => {
-                let g = g + l2 * w;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = (b2 * *v + (1.0 - b2) * g * g).min(f64::MAX);
-                let m_hat = *m / bc1;
-                let v_hat = *v / bc2;
-                let w = w - (eta * m_hat / (v_hat.sqrt() + eps)).clamp(-f64::MAX, f64::MAX);
-                if l1 > 0.0 {
-                    soft_threshold(w, eta * l1)
-                } else {
-                    w
-                }
-            }
-            (Rule::Ftrl { inv_alpha, beta }, [z, sqrt_n, ..]) => {
-                let n_new = (*sqrt_n * *sqrt_n + g * g).min(f64::MAX);
-                let sqrt_new = n_new.sqrt();
-                let sigma = ((sqrt_new - *sqrt_n) * inv_alpha).min(f64::MAX);
-                // sigma * w cannot be NaN: sigma is finite and >= 0, and so is w finite
-                *z = (*z + g - sigma * w).clamp(-Z_LIMIT, Z_LIMIT);
-                *sqrt_n = sqrt_new;
-                ftrl_weight(*z, sqrt_new, inv_alpha, beta, l1, l2)
-            }
-            _ => w,
-        };
-        saturate(new, WEIGHT_LIMIT)
+        match self {
+            Rule::AdaGrad { eta, eps } => adagrad_step(eta, eps, w, g, st, l1, l2),
+            Rule::Adam {
+                eta,
+                b1,
+                b2,
+                eps,
+                bc1,
+                bc2,
+            } => adam_step([eta, b1, b2, eps, bc1, bc2], w, g, st, l1, l2),
+            Rule::Ftrl { inv_alpha, beta } => ftrl_step(inv_alpha, beta, w, g, st, l1, l2),
+            Rule::Keep => w,
+        }
     }
+}
+
+/// [`Rule::step`] for AdaGrad (`st = [sum g^2, ..]`).
+#[inline(always)]
+fn adagrad_step(eta: f64, eps: f64, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
+    let [sum_g2, ..] = st else {
+        return w;
+    };
+    let g = g + l2 * w;
+    *sum_g2 = (*sum_g2 + g * g).min(f64::MAX);
+    let d = sum_g2.sqrt() + eps;
+    let w = w - (eta * g / d).clamp(-f64::MAX, f64::MAX);
+    let w = if l1 > 0.0 {
+        soft_threshold(w, (eta * l1 / d).min(f64::MAX))
+    } else {
+        w
+    };
+    saturate(w, WEIGHT_LIMIT)
+}
+
+/// [`Rule::step`] for Adam (`rule = [eta, beta1, beta2, eps, 1 - beta1^t, 1 - beta2^t]`,
+/// `st = [m, v, ..]`).
+#[inline(always)]
+fn adam_step(rule: [f64; 6], w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
+    let [eta, b1, b2, eps, bc1, bc2] = rule;
+    let [m, v, ..] = st else {
+        return w;
+    };
+    let g = g + l2 * w;
+    *m = b1 * *m + (1.0 - b1) * g;
+    *v = (b2 * *v + (1.0 - b2) * g * g).min(f64::MAX);
+    let m_hat = *m / bc1;
+    let v_hat = *v / bc2;
+    let w = w - (eta * m_hat / (v_hat.sqrt() + eps)).clamp(-f64::MAX, f64::MAX);
+    let w = if l1 > 0.0 {
+        soft_threshold(w, eta * l1)
+    } else {
+        w
+    };
+    saturate(w, WEIGHT_LIMIT)
+}
+
+/// [`Rule::step`] for FTRL-Proximal (`st = [z, sqrt(n), ..]`).
+#[inline(always)]
+fn ftrl_step(inv_alpha: f64, beta: f64, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
+    let [z, sqrt_n, ..] = st else {
+        return w;
+    };
+    let n_new = (*sqrt_n * *sqrt_n + g * g).min(f64::MAX);
+    let sqrt_new = n_new.sqrt();
+    let sigma = ((sqrt_new - *sqrt_n) * inv_alpha).min(f64::MAX);
+    // sigma * w cannot be NaN: sigma is finite and >= 0, and so is w finite
+    *z = (*z + g - sigma * w).clamp(-Z_LIMIT, Z_LIMIT);
+    *sqrt_n = sqrt_new;
+    saturate(
+        ftrl_weight(*z, sqrt_new, inv_alpha, beta, l1, l2),
+        WEIGHT_LIMIT,
+    )
 }
 
 /// McMahan et al.'s closed form: 0 when `|z| <= l1`, else
