@@ -69,7 +69,11 @@ fn training(c: &mut Criterion) {
             let mut builder = spec.batch_builder();
             for _ in 0..BATCH {
                 let ids: Vec<u64> = cardinality.iter().map(|&n| rng.zipf(n)).collect();
-                let click = u8::from(rng.unit() < 0.05 + 0.2 * (ids[2] % 3 == 0) as u8 as f64);
+                // clicks more likely on every third ad and on the ten most popular sites
+                let rate = 0.05
+                    + if ids[2].is_multiple_of(3) { 0.2 } else { 0.0 }
+                    + if ids[1] < 10 { 0.1 } else { 0.0 };
+                let click = u8::from(rng.unit() < rate);
                 let line = format!(
                     r#"{{"user": "u{}", "site": "s{}", "ad": "a{}", "device": "d{}", "country": "c{}", "price": {:.3}, "position": {}, "hour": {}, "y": {click}}}"#,
                     ids[0],

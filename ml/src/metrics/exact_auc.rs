@@ -12,8 +12,14 @@ fn quantize(p: f64) -> f64 {
     (p * STEPS).round() / STEPS
 }
 
+/// The bin of a probability `p` in [0, 1]: `(p * STEPS).round()`, ties away from zero, without
+/// the call into libm that `f64::round` is on baseline x86-64 (the integer part and the
+/// remainder of a non-negative number below 2^53 are exact).
+#[inline]
 fn bin(p: f64) -> usize {
-    ((p * STEPS).round() as usize).min(BINS - 1)
+    let x = p * STEPS;
+    let whole = x as usize;
+    (whole + usize::from(x - whole as f64 >= 0.5)).min(BINS - 1)
 }
 
 /// Pairwise ROC AUC with ties counted half, over every event seen.
@@ -166,6 +172,26 @@ impl<'de> Deserialize<'de> for ExactAuc {
 mod tests {
     use super::*;
     use crate::testutil::Stream;
+
+    #[test]
+    fn bins_round_half_away_from_zero() {
+        let half_below = 0.5f64.next_down();
+        let mut ps = vec![
+            0.0,
+            1.0,
+            half_below / STEPS,
+            0.5 / STEPS,
+            1.5 / STEPS,
+            2.5 / STEPS,
+        ];
+        ps.extend((0..10_000).map(|i| (i as f64 * 0.618_034).fract()));
+        ps.extend((1..2_000).map(|k| (k as f64 + 0.5) / STEPS));
+        ps.extend((1..2_000).map(|k| ((k as f64 + 0.5) / STEPS).next_down()));
+        for p in ps {
+            let rounded = ((p * STEPS).round() as usize).min(BINS - 1);
+            assert_eq!(bin(p), rounded, "p = {p:e}");
+        }
+    }
 
     fn pairwise(events: &[(bool, f64)]) -> f64 {
         let (mut good, mut pairs) = (0.0, 0.0);
