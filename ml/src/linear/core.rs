@@ -296,15 +296,7 @@ impl LinearCore {
                     adagrad_step(eta, eps, w, gj, st, l1, l2)
                 });
             }
-            Rule::Adam {
-                eta,
-                b1,
-                b2,
-                eps,
-                bc1,
-                bc2,
-            } => {
-                let adam = [eta, b1, b2, eps, bc1, bc2];
+            Rule::Adam(adam) => {
                 touch_active(state, s, x, g, |w, gj, st| {
                     adam_step(adam, w, gj, st, l1, l2)
                 });
@@ -378,14 +370,8 @@ enum Rule {
         eta: f64,
         eps: f64,
     },
-    Adam {
-        eta: f64,
-        b1: f64,
-        b2: f64,
-        eps: f64,
-        bc1: f64,
-        bc2: f64,
-    },
+    /// `[eta, beta1, beta2, eps, 1 - beta1^t, 1 - beta2^t]`.
+    Adam([f64; 6]),
     Ftrl {
         inv_alpha: f64,
         beta: f64,
@@ -401,14 +387,14 @@ impl Rule {
             Optimizer::AdaGrad { eps } => Rule::AdaGrad { eta, eps },
             Optimizer::Adam { beta1, beta2, eps } => {
                 let t = t as f64;
-                Rule::Adam {
+                Rule::Adam([
                     eta,
-                    b1: beta1,
-                    b2: beta2,
+                    beta1,
+                    beta2,
                     eps,
-                    bc1: 1.0 - beta1.powf(t),
-                    bc2: 1.0 - beta2.powf(t),
-                }
+                    1.0 - beta1.powf(t),
+                    1.0 - beta2.powf(t),
+                ])
             }
             Optimizer::Ftrl { alpha, beta } => Rule::Ftrl {
                 inv_alpha: 1.0 / alpha,
@@ -421,21 +407,10 @@ impl Rule {
     fn scaled(self, f: f64) -> Self {
         match self {
             Rule::AdaGrad { eta, eps } => Rule::AdaGrad { eta: eta * f, eps },
-            Rule::Adam {
-                eta,
-                b1,
-                b2,
-                eps,
-                bc1,
-                bc2,
-            } => Rule::Adam {
-                eta: eta * f,
-                b1,
-                b2,
-                eps,
-                bc1,
-                bc2,
-            },
+            Rule::Adam(mut adam) => {
+                adam[0] *= f;
+                Rule::Adam(adam)
+            }
             Rule::Ftrl { inv_alpha, beta } => Rule::Ftrl {
                 inv_alpha: inv_alpha / f,
                 beta,
@@ -450,14 +425,7 @@ impl Rule {
     fn step(self, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
         match self {
             Rule::AdaGrad { eta, eps } => adagrad_step(eta, eps, w, g, st, l1, l2),
-            Rule::Adam {
-                eta,
-                b1,
-                b2,
-                eps,
-                bc1,
-                bc2,
-            } => adam_step([eta, b1, b2, eps, bc1, bc2], w, g, st, l1, l2),
+            Rule::Adam(adam) => adam_step(adam, w, g, st, l1, l2),
             Rule::Ftrl { inv_alpha, beta } => ftrl_step(inv_alpha, beta, w, g, st, l1, l2),
             Rule::Keep => w,
         }
