@@ -166,6 +166,11 @@ def main():
         jsonl, vw = write_sets(f"peers_{name}_{N}", events)
         sub = events[:PY_N]
         parquet = write_parquet(jsonl)
+        # The files just written are still being flushed to disk; those kernel threads would
+        # compete for the CPUs during the first rounds, and a Vowpal Wabbit run loses far more to
+        # that than eddy does (its parser and learner threads wait on each other), so the rounds
+        # start once the data is on disk.
+        os.sync()
         fast = {
             "eddy replay": lambda: run_eddy(jsonl, ctr),
             "eddy replay (Parquet)": lambda: run_eddy(parquet, ctr),
