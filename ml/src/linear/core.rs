@@ -132,21 +132,10 @@ impl LinearCore {
     /// `w . x` over the interleaved weights of the adaptive optimizers.
     #[inline]
     fn strided_dot(&self, x: &FeatureVec<'_>) -> (f64, bool) {
-        let s = self.stride;
-        let dense = x.dense_part();
-        let (indices, values) = (x.indices(), x.values());
-        let mut in_range = dense.len() <= self.dim && indices.len() == values.len();
-        let mut acc = 0.0;
-        for (w, xj) in self.state.iter().step_by(s).zip(dense.iter()) {
-            acc += w * xj;
+        match self.stride {
+            2 => chunked_dot(self.state.as_chunks::<2>().0, self.dim, x),
+            _ => chunked_dot(self.state.as_chunks::<4>().0, self.dim, x),
         }
-        for (&i, &xi) in indices.iter().zip(values) {
-            match self.state.get(i as usize * s) {
-                Some(w) => acc += w * xi,
-                None => in_range = false,
-            }
-        }
-        (acc, in_range)
     }
 
     /// Starts loading the cache lines that an event with `x`'s sparse entries will read and write
@@ -287,22 +276,22 @@ impl LinearCore {
     ) {
         let (l1, l2) = (params.l1(), params.l2());
         let rule = Rule::new(opt, t, eta);
-        let (state, s) = (&mut self.state[..], self.stride);
+        let state = &mut self.state[..];
         // One loop per kind of rule (each arm instantiates `touch_active` anew), so the step of
         // a known kind inlines into it and successive coordinates' roots and divisions overlap.
         match rule {
             Rule::AdaGrad { eta, eps } => {
-                touch_active(state, s, x, g, |w, gj, st| {
+                touch_active(state.as_chunks_mut::<2>().0, x, g, |w, gj, st| {
                     adagrad_step(eta, eps, w, gj, st, l1, l2)
                 });
             }
             Rule::Adam(adam) => {
-                touch_active(state, s, x, g, |w, gj, st| {
+                touch_active(state.as_chunks_mut::<4>().0, x, g, |w, gj, st| {
                     adam_step(adam, w, gj, st, l1, l2)
                 });
             }
             Rule::Ftrl { inv_alpha, beta } => {
-                touch_active(state, s, x, g, |w, gj, st| {
+                touch_active(state.as_chunks_mut::<4>().0, x, g, |w, gj, st| {
                     ftrl_step(inv_alpha, beta, w, gj, st, l1, l2)
                 });
             }
@@ -318,38 +307,76 @@ impl LinearCore {
     }
 }
 
-/// Applies `step` to the weight and slots of each active coordinate of `x` (stride `s` in
-/// `state`), with that coordinate's clipped gradient `g * x_j`.
+/// `w . x` over coordinates of `N` numbers each, the weight first; only the first `dim` are
+/// addressable (the table may be padded).
 #[inline(always)]
-fn touch_active(
-    state: &mut [f64],
-    s: usize,
+fn chunked_dot<const N: usize>(coords: &[[f64; N]], dim: usize, x: &FeatureVec<'_>) -> (f64, bool) {
+    let coords = &coords[..dim.min(coords.len())];
+    let dense = x.dense_part();
+    let (indices, values) = (x.indices(), x.values());
+    let mut in_range = dense.len() <= coords.len() && indices.len() == values.len();
+    let mut acc = 0.0;
+    // a contiguous dense part (every batch row is one) runs over plain slices; the same sum in
+    // the same order either way
+    match dense.as_slice() {
+        Some(xs) => {
+            for (c, xj) in coords.iter().zip(xs) {
+                acc += c[0] * xj;
+            }
+        }
+        None => {
+            for (c, xj) in coords.iter().zip(dense.iter()) {
+                acc += c[0] * xj;
+            }
+        }
+    }
+    for (&i, &xi) in indices.iter().zip(values) {
+        match coords.get(i as usize) {
+            Some(c) => acc += c[0] * xi,
+            None => in_range = false,
+        }
+    }
+    (acc, in_range)
+}
+
+/// Applies `step` to the weight and slots of each active coordinate of `x` (each coordinate
+/// `[w, slots..]` in `coords`), with that coordinate's clipped gradient `g * x_j`.
+#[inline(always)]
+fn touch_active<const N: usize>(
+    coords: &mut [[f64; N]],
     x: &FeatureVec<'_>,
     g: f64,
     mut step: impl FnMut(f64, f64, &mut [f64]) -> f64,
 ) {
-    for (j, &xj) in x.dense_part().iter().enumerate() {
-        touch_one(state, s, j, g * xj, &mut step);
+    let dense = x.dense_part();
+    match dense.as_slice() {
+        Some(xs) => {
+            for (c, &xj) in coords.iter_mut().zip(xs) {
+                touch_one(c, g * xj, &mut step);
+            }
+        }
+        None => {
+            for (c, &xj) in coords.iter_mut().zip(dense.iter()) {
+                touch_one(c, g * xj, &mut step);
+            }
+        }
     }
     for (&i, &xi) in x.indices().iter().zip(x.values()) {
-        touch_one(state, s, i as usize, g * xi, &mut step);
+        if let Some(c) = coords.get_mut(i as usize) {
+            touch_one(c, g * xi, &mut step);
+        }
     }
 }
 
-/// [`touch_active`]'s work on coordinate `j`, written as a function that is always inlined (a
+/// [`touch_active`]'s work on one coordinate, written as a function that is always inlined (a
 /// closure here was compiled out of line, one call per coordinate).
 #[inline(always)]
-fn touch_one(
-    state: &mut [f64],
-    s: usize,
-    j: usize,
+fn touch_one<const N: usize>(
+    c: &mut [f64; N],
     gj: f64,
     step: &mut impl FnMut(f64, f64, &mut [f64]) -> f64,
 ) {
-    if let Some((wj, st)) = state
-        .get_mut(j * s..(j + 1) * s)
-        .and_then(<[f64]>::split_first_mut)
-    {
+    if let Some((wj, st)) = c.split_first_mut() {
         *wj = step(*wj, gj.clamp(-GRAD_LIMIT, GRAD_LIMIT), st);
     }
 }
