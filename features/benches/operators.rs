@@ -3,9 +3,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use arrow_array::{Float64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, RecordBatch, StringArray};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use eddy_features::{BatchBuilder, FeatureBatch, FeatureConfig, FeatureSet, Field, Schema};
+use eddy_features::{
+    BatchBuilder, FeatureBatch, FeatureConfig, FeatureSet, Field, Preparer, Schema,
+};
 
 /// Rows per measured iteration; every batch size processes all of them.
 const ROWS: usize = 4096;
@@ -163,6 +165,84 @@ fn hash_and_scale(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the source thread does ahead of the learner for five hashed string fields: a
+/// [`Preparer`] over plain string columns (each row's strings hashed), and over the same rows
+/// as dictionary-encoded columns sharing one dictionary per field, as every batch of a Parquet
+/// column chunk does (each dictionary value hashed once, then keys looked up).
+fn prepare_hash(c: &mut Criterion) {
+    let fields: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+    let configs = [FeatureConfig::Hash {
+        fields: fields.clone(),
+        bits: 18,
+        seed: 0,
+    }];
+    let schema = Arc::new(
+        Schema::merge(configs.iter().flat_map(FeatureConfig::fields)).expect("no conflicts"),
+    );
+    let set = FeatureSet::new(&configs, &schema).expect("valid config");
+    let cardinality = [10_000u64, 2_000, 5_000, 8, 50];
+    let dictionaries: Vec<ArrayRef> = cardinality
+        .iter()
+        .map(|&n| {
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|v| format!("v{v}")),
+            )) as _
+        })
+        .collect();
+    let mut rng = Rng(5);
+    let batches: Vec<(RecordBatch, RecordBatch)> = (0..16)
+        .map(|_| {
+            let keys: Vec<Vec<i32>> = cardinality
+                .iter()
+                .map(|&n| (0..ROWS).map(|_| (rng.next() % n) as i32).collect())
+                .collect();
+            let plain: Vec<ArrayRef> = keys
+                .iter()
+                .map(|k| {
+                    Arc::new(StringArray::from_iter_values(
+                        k.iter().map(|v| format!("v{v}")),
+                    )) as _
+                })
+                .collect();
+            let encoded: Vec<ArrayRef> = keys
+                .into_iter()
+                .zip(&dictionaries)
+                .map(|(k, d)| {
+                    let keys = Int32Array::from(k);
+                    Arc::new(DictionaryArray::try_new(keys, Arc::clone(d)).expect("keys fit")) as _
+                })
+                .collect();
+            let arrow = |columns: &[ArrayRef]| {
+                let fields: Vec<arrow_schema::Field> = fields
+                    .iter()
+                    .zip(columns)
+                    .map(|(f, c)| arrow_schema::Field::new(f, c.data_type().clone(), true))
+                    .collect();
+                RecordBatch::try_new(
+                    Arc::new(arrow_schema::Schema::new(fields)),
+                    columns.to_vec(),
+                )
+                .expect("batch")
+            };
+            (arrow(&plain), arrow(&encoded))
+        })
+        .collect();
+    let mut group = c.benchmark_group("prepare_hash_5");
+    group.throughput(Throughput::Elements((16 * ROWS) as u64));
+    for (name, dictionary) in [("plain", false), ("dictionary", true)] {
+        let mut preparer = Preparer::of(&set).expect("hashing prepares");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for (plain, encoded) in &batches {
+                    let batch = if dictionary { encoded } else { plain };
+                    black_box(preparer.prepare(batch).expect("prepares"));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Keys of the per-key window benchmark.
 const KEYS: usize = 100_000;
 /// Events per measured iteration of the per-key window benchmark.
@@ -248,6 +328,7 @@ criterion_group!(
     decode_json,
     standard_scaler,
     hash_and_scale,
+    prepare_hash,
     window_mean
 );
 criterion_main!(benches);

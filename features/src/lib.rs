@@ -82,4 +82,4 @@ pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
 pub use keyed::KeyedState;
 pub use prepare::{Prepared, Preparer};
 pub use schema::{Field, FieldType, Schema};
-pub use set::FeatureSet;
+pub use set::{dictionary_strings, FeatureSet};

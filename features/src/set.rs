@@ -121,6 +121,27 @@ impl FeatureSet {
         &self.operators
     }
 
+    /// The fields that only `hash` operators (signed or not) read. Their columns may come
+    /// dictionary-encoded (`Dictionary(Int32, Utf8)`): the hashers read either form, and a
+    /// [`Preparer`](crate::Preparer) hashes each dictionary value once instead of once per row.
+    /// Whoever else reads a batch's columns (keys, targets, event times) must leave these alone.
+    pub fn hash_only_fields(&self) -> Vec<&str> {
+        let hashed = |op: &FeatureOp| matches!(op, FeatureOp::Hash(_) | FeatureOp::SignedHash(_));
+        let mut fields: Vec<&str> = Vec::new();
+        for op in self.operators.iter().filter(|op| hashed(op)) {
+            for field in op.fields() {
+                let elsewhere = self
+                    .operators
+                    .iter()
+                    .any(|other| !hashed(other) && other.fields().contains(&field));
+                if !elsewhere && !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+        }
+        fields
+    }
+
     pub(crate) fn operators_mut(&mut self) -> &mut [FeatureOp] {
         &mut self.operators
     }
@@ -239,7 +260,8 @@ impl FeatureSet {
     }
 
     /// Refuses a batch whose columns differ from the schema in count, name or type (a batch
-    /// decoded with `schema().with_all_optional()` fits: Arrow columns are all nullable).
+    /// decoded with `schema().with_all_optional()` fits: Arrow columns are all nullable). The
+    /// fields that only hashers read may be dictionary-encoded strings.
     fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
         let arrow = batch.schema_ref();
         if arrow.fields().len() != self.schema.len() {
@@ -251,7 +273,10 @@ impl FeatureSet {
         }
         for (i, (field, column)) in self.schema.fields().iter().zip(arrow.fields()).enumerate() {
             let expected = field.ty.data_type();
-            if column.name() != &field.name || column.data_type() != &expected {
+            let fits = column.data_type() == &expected
+                || (column.data_type() == &dictionary_strings()
+                    && self.hash_only_fields().contains(&field.name.as_str()));
+            if column.name() != &field.name || !fits {
                 return Err(FeatureError::BatchMismatch(format!(
                     "column {i} is \"{}\" ({}), expected \"{}\" ({expected})",
                     column.name(),
@@ -262,6 +287,12 @@ impl FeatureSet {
         }
         Ok(())
     }
+}
+
+/// The type of a dictionary-encoded string column that [`FeatureSet::hash_only_fields`] may have.
+pub fn dictionary_strings() -> arrow_schema::DataType {
+    use arrow_schema::DataType;
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// Decides, row by row, which rows an event-time operator refuses, and reads the event times.

@@ -32,6 +32,13 @@ pub fn row_object(batch: &arrow_array::RecordBatch, row: usize, skip: Option<usi
             json!(numbers.value(row))
         } else if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
             json!(strings.value(row))
+        } else if let Some(strings) = column
+            .as_any()
+            .downcast_ref::<arrow_array::DictionaryArray<arrow_array::types::Int32Type>>()
+            .and_then(|d| d.downcast_dict::<StringArray>())
+        {
+            // a dictionary-encoded string column (a field only hashers read)
+            json!(arrow_array::ArrayAccessor::value(&strings, row))
         } else {
             continue;
         };

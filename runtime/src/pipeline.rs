@@ -208,12 +208,20 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
     let rebalance = Arc::new(TrainerRebalance { tx: tx.clone() });
     let meter = Arc::new(crate::source::InputMeter::default());
+    let dictionary_fields = model
+        .features
+        .hash_only_fields()
+        .into_iter()
+        .filter(|f| Some(*f) != spec.key_field.as_deref() && Some(*f) != spec.target.as_deref())
+        .map(str::to_owned)
+        .collect();
     let mut source = config.source.build(BuildContext {
         builder: spec.batch_builder(),
         resume: position.clone(),
         kafka_lag: Some(metrics.kafka_lag.clone()),
         rebalance: Some(rebalance),
         meter: Arc::clone(&meter),
+        dictionary_fields,
     })?;
     let committer = source.committer();
     let predictions = config
@@ -387,7 +395,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         (true, true) => Yield::Idle,
         (true, false) => Yield::Nice(config.serve.trainer_nice),
     };
-    let preparer = trainer.model.preparer();
+    let mut preparer = trainer.model.preparer();
     let reader = tokio::task::spawn_blocking(move || {
         let _lowered = crate::priority::lower_this_thread(step_back);
         let mut read = 0u64;
@@ -411,7 +419,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             let message = match tx.try_send(Message::Chunk(Ok(chunk), None)) {
                 Ok(()) => continue,
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(message)) => match (message, &preparer) {
+                Err(mpsc::error::TrySendError::Full(message)) => match (message, &mut preparer) {
                     (Message::Chunk(Ok(chunk), None), Some(preparer)) => {
                         // A batch the operators cannot read is left to the trainer to refuse.
                         let prepared = preparer.prepare(&chunk.batch).ok();

@@ -1,9 +1,12 @@
 //! Feature hashing: hashed one-hot encoding of string fields into a fixed range.
 
-use arrow_array::{Array, RecordBatch, StringArray};
+use std::sync::Arc;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{column, resolve_columns, skipped, SparseOut};
+use super::{resolve_columns, skipped, SparseOut};
 use crate::config::HASH_BITS;
 use crate::error::{FeatureError, Result};
 use crate::schema::{FieldType, Schema};
@@ -132,11 +135,11 @@ impl FeatureHasher {
         Ok(())
     }
 
-    /// This hasher's string columns of `batch`.
-    pub(crate) fn columns<'b>(&self, batch: &'b RecordBatch) -> Result<Vec<&'b StringArray>> {
+    /// This hasher's string columns of `batch`, plain or dictionary-encoded.
+    fn columns<'b>(&self, batch: &'b RecordBatch) -> Result<Vec<Strings<'b>>> {
         self.columns
             .iter()
-            .map(|&i| column::<StringArray>(batch, i))
+            .map(|&i| Strings::of(batch, i))
             .collect()
     }
 
@@ -147,78 +150,244 @@ impl FeatureHasher {
         skip: &[bool],
         out: &mut SparseOut<'_>,
     ) -> Result<()> {
+        self.transform_with(batch, skip, out, None)
+    }
+
+    /// [`transform`](Self::transform), with the hashes of dictionary values kept in `memo`
+    /// between batches: a batch that shares its dictionary with the one before (every batch of
+    /// one Parquet column chunk does) hashes no string at all, it only looks its keys up.
+    pub(crate) fn transform_memo(
+        &self,
+        batch: &RecordBatch,
+        skip: &[bool],
+        out: &mut SparseOut<'_>,
+        memo: &mut HashMemo,
+    ) -> Result<()> {
+        self.transform_with(batch, skip, out, Some(memo))
+    }
+
+    /// Without a memo, a dictionary column's strings are hashed row by row, like plain ones
+    /// (hashing a whole dictionary for one batch could cost more than its rows).
+    fn transform_with(
+        &self,
+        batch: &RecordBatch,
+        skip: &[bool],
+        out: &mut SparseOut<'_>,
+        memo: Option<&mut HashMemo>,
+    ) -> Result<()> {
         let columns = self.columns(batch)?;
-        let mut scratch = Vec::new();
-        for row in 0..batch.num_rows() {
+        let memos: &[_] = match memo {
+            Some(memo) => {
+                memo.fit(self, &columns);
+                &memo.columns
+            }
+            None => &[],
+        };
+        let sources: Vec<EntrySource<'_, '_>> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| match (column, memos.get(i)) {
+                (Strings::Dictionary { keys, .. }, Some(Some((_, entries)))) => {
+                    EntrySource::Memo(keys, entries)
+                }
+                _ => EntrySource::Strings(column),
+            })
+            .collect();
+        let rows = batch.num_rows();
+        out.indices.reserve(rows * sources.len());
+        out.values.reserve(rows * sources.len());
+        let mut entries = Vec::with_capacity(sources.len());
+        for row in 0..rows {
             if !skipped(skip, row) {
-                self.push_row(&columns, row, &mut scratch, out.indices, out.values);
+                entries.clear();
+                for (source, &seed) in sources.iter().zip(&self.field_seeds) {
+                    if let Some(entry) = source.entry(self, row, seed) {
+                        entries.push(entry);
+                    }
+                }
+                self.push_entries(&mut entries, out.indices, out.values);
             }
             out.end_row();
         }
         Ok(())
     }
 
-    /// Appends row `row`'s entries, sorted by coordinate with collisions added up.
-    /// `scratch` is reused between calls to avoid allocating per row.
+    /// A value's entry for a row: its coordinate shifted left by one, with the low bit set when
+    /// a signed hasher writes -1 for it. Sorting entries sorts them by coordinate.
     #[inline]
-    pub(crate) fn push_row(
-        &self,
-        columns: &[&StringArray],
-        row: usize,
-        scratch: &mut Vec<u32>,
-        indices: &mut Vec<u32>,
-        values: &mut Vec<f64>,
-    ) {
-        if self.signed {
-            return self.push_signed_row(columns, row, indices, values);
-        }
-        scratch.clear();
-        for (array, &seed) in columns.iter().zip(&self.field_seeds) {
-            if array.is_valid(row) {
-                scratch.push(self.bucket(seed, array.value(row)));
-            }
-        }
-        scratch.sort_unstable();
+    fn entry(&self, hash: u64) -> u64 {
+        let mask = (1u64 << self.bits) - 1;
+        // bind checked that offset + mask fits a u32
+        let index = u64::from(self.offset) + (hash & mask);
+        let negative = self.signed && sign_of(hash) < 0.0;
+        (index << 1) | u64::from(negative)
+    }
+
+    /// Appends one row's entries, sorted by coordinate with collisions added up (+1 each, or
+    /// each value's sign for a signed hasher).
+    #[inline]
+    fn push_entries(&self, entries: &mut [u64], indices: &mut Vec<u32>, values: &mut Vec<f64>) {
+        sort_small(entries);
         let start = indices.len();
-        for &index in scratch.iter() {
+        for &entry in entries.iter() {
+            let index = (entry >> 1) as u32;
+            let value = if entry & 1 == 1 { -1.0 } else { 1.0 };
             match values.last_mut() {
-                Some(v) if indices.len() > start && indices.last() == Some(&index) => *v += 1.0,
+                Some(v) if indices.len() > start && indices.last() == Some(&index) => *v += value,
                 _ => {
                     indices.push(index);
-                    values.push(1.0);
+                    values.push(value);
                 }
             }
         }
     }
 }
 
-impl FeatureHasher {
-    /// `push_row` for a signed hasher: collisions add their signs.
-    fn push_signed_row(
-        &self,
-        columns: &[&StringArray],
-        row: usize,
-        indices: &mut Vec<u32>,
-        values: &mut Vec<f64>,
-    ) {
-        let mask = (1u64 << self.bits) - 1;
-        let mut entries: Vec<(u32, f64)> = Vec::with_capacity(columns.len());
-        for (array, &seed) in columns.iter().zip(&self.field_seeds) {
-            if array.is_valid(row) {
-                let h = xxh3_64_with_seed(array.value(row).as_bytes(), seed);
-                entries.push((self.offset + (h & mask) as u32, sign_of(h)));
+/// Sorts a row's few entries without a branch on their values (a compare-exchange network,
+/// odd-even transposition): an insertion sort's branches on random coordinates mispredict about
+/// once per entry, which cost more than hashing the strings. Long rows take the library's sort.
+#[inline]
+fn sort_small(v: &mut [u64]) {
+    let n = v.len();
+    if n > 16 {
+        v.sort_unstable();
+        return;
+    }
+    for pass in 0..n {
+        let mut i = pass & 1;
+        while i + 1 < n {
+            let (a, b) = (v[i], v[i + 1]);
+            v[i] = a.min(b);
+            v[i + 1] = a.max(b);
+            i += 2;
+        }
+    }
+}
+
+/// A string column as the operators read it: plain, or dictionary-encoded with 32-bit keys (what
+/// the columnar source keeps for the fields that only hashers read, see
+/// [`FeatureSet::hash_only_fields`](crate::FeatureSet::hash_only_fields)).
+pub(crate) enum Strings<'b> {
+    Plain(&'b StringArray),
+    Dictionary {
+        array: &'b DictionaryArray<Int32Type>,
+        keys: &'b Int32Array,
+        values: &'b StringArray,
+    },
+}
+
+impl<'b> Strings<'b> {
+    pub(crate) fn of(batch: &'b RecordBatch, i: usize) -> Result<Strings<'b>> {
+        let array = batch.columns().get(i).map(|c| c.as_any());
+        if let Some(plain) = array.and_then(|a| a.downcast_ref::<StringArray>()) {
+            return Ok(Strings::Plain(plain));
+        }
+        let dictionary = array.and_then(|a| a.downcast_ref::<DictionaryArray<Int32Type>>());
+        if let Some(array) = dictionary {
+            if let Some(values) = array.values().as_any().downcast_ref::<StringArray>() {
+                return Ok(Strings::Dictionary {
+                    array,
+                    keys: array.keys(),
+                    values,
+                });
             }
         }
-        entries.sort_unstable_by_key(|e| e.0);
-        let start = indices.len();
-        for (index, sign) in entries {
-            match values.last_mut() {
-                Some(v) if indices.len() > start && indices.last() == Some(&index) => *v += sign,
-                _ => {
-                    indices.push(index);
-                    values.push(sign);
-                }
+        Err(FeatureError::BatchMismatch(format!(
+            "column {i} is missing or not a string column"
+        )))
+    }
+
+    /// Row `row`'s value; `None` when it is null.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<&'b str> {
+        match self {
+            Strings::Plain(a) => a.is_valid(row).then(|| a.value(row)),
+            Strings::Dictionary { keys, values, .. } => {
+                let k = dictionary_key(keys, row)?;
+                (k < values.len() && values.is_valid(k)).then(|| values.value(k))
             }
+        }
+    }
+}
+
+/// The dictionary key of row `row`, `None` when the row is null.
+#[inline]
+fn dictionary_key(keys: &Int32Array, row: usize) -> Option<usize> {
+    usize::try_from(keys.is_valid(row).then(|| keys.value(row))?).ok()
+}
+
+/// Where a row's entry comes from: its string, hashed, or the memo of its dictionary key.
+enum EntrySource<'s, 'b> {
+    Strings(&'s Strings<'b>),
+    Memo(&'b Int32Array, &'s [u64]),
+}
+
+impl EntrySource<'_, '_> {
+    /// The row's entry (see [`FeatureHasher::entry`]); `None` for a missing value.
+    #[inline]
+    fn entry(&self, hasher: &FeatureHasher, row: usize, seed: u64) -> Option<u64> {
+        match self {
+            EntrySource::Strings(s) => s
+                .get(row)
+                .map(|v| hasher.entry(xxh3_64_with_seed(v.as_bytes(), seed))),
+            EntrySource::Memo(keys, entries) => {
+                let entry = *entries.get(dictionary_key(keys, row)?)?;
+                (entry != MISSING).then_some(entry)
+            }
+        }
+    }
+}
+
+/// A memo's entry for a null dictionary value (entries are at most 2^33).
+const MISSING: u64 = u64::MAX;
+
+/// Each hashed column's current dictionary and the entries of its values ([`MISSING`] for a
+/// null value), kept between batches by whoever calls [`FeatureHasher::transform_memo`]
+/// repeatedly, for that one hasher. The dictionary itself is held, so a new one cannot be
+/// mistaken for it by its address.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HashMemo {
+    columns: Vec<Option<(ArrayRef, Vec<u64>)>>,
+}
+
+/// Whether `held` (a dictionary the memo keeps alive) and `values` are views of the same
+/// buffers: Arrow buffers are immutable, and held ones cannot be freed and their addresses
+/// reused, so the same buffers mean the same strings (the array around them may be a new one).
+fn same_strings(held: &ArrayRef, values: &StringArray) -> bool {
+    held.as_any()
+        .downcast_ref::<StringArray>()
+        .is_some_and(|held| {
+            held.len() == values.len()
+                && held.value_offsets().as_ptr() == values.value_offsets().as_ptr()
+                && held.values().as_ptr() == values.values().as_ptr()
+                && held.nulls().map(|n| n.buffer().as_ptr())
+                    == values.nulls().map(|n| n.buffer().as_ptr())
+        })
+}
+
+impl HashMemo {
+    /// Computes the entries of every dictionary column whose dictionary is not the memo's
+    /// already; forgets the columns that are plain.
+    fn fit(&mut self, hasher: &FeatureHasher, columns: &[Strings<'_>]) {
+        self.columns.resize(columns.len(), None);
+        let seeds = &hasher.field_seeds;
+        for ((column, memo), &seed) in columns.iter().zip(&mut self.columns).zip(seeds) {
+            let Strings::Dictionary { array, values, .. } = column else {
+                *memo = None;
+                continue;
+            };
+            if memo.as_ref().is_some_and(|(d, _)| same_strings(d, values)) {
+                continue;
+            }
+            let entries = values
+                .iter()
+                .map(|v| {
+                    v.map_or(MISSING, |v| {
+                        hasher.entry(xxh3_64_with_seed(v.as_bytes(), seed))
+                    })
+                })
+                .collect();
+            *memo = Some((Arc::clone(array.values()), entries));
         }
     }
 }
@@ -256,16 +425,143 @@ mod tests {
     }
 
     fn run(h: &FeatureHasher, rows: &[[Option<&str>; 3]]) -> Vec<(Vec<u32>, Vec<f64>)> {
-        let b = batch(rows);
-        let columns = h.columns(&b).unwrap();
-        let mut scratch = Vec::new();
-        (0..rows.len())
-            .map(|i| {
-                let (mut indices, mut values) = (Vec::new(), Vec::new());
-                h.push_row(&columns, i, &mut scratch, &mut indices, &mut values);
-                (indices, values)
-            })
+        split(h, &batch(rows), None)
+    }
+
+    /// Each row's entries of `batch` through `transform` (or `transform_memo` with `memo`).
+    fn split(
+        h: &FeatureHasher,
+        batch: &RecordBatch,
+        memo: Option<&mut HashMemo>,
+    ) -> Vec<(Vec<u32>, Vec<f64>)> {
+        let (mut indptr, mut indices, mut values) = (vec![0], Vec::new(), Vec::new());
+        let mut out = SparseOut {
+            indptr: &mut indptr,
+            indices: &mut indices,
+            values: &mut values,
+        };
+        match memo {
+            Some(memo) => h.transform_memo(batch, &[], &mut out, memo).unwrap(),
+            None => h.transform(batch, &[], &mut out).unwrap(),
+        }
+        indptr
+            .windows(2)
+            .map(|w| (indices[w[0]..w[1]].to_vec(), values[w[0]..w[1]].to_vec()))
             .collect()
+    }
+
+    /// `rows` with every column dictionary-encoded over `dictionary` (a value not in it is null).
+    fn dictionary_batch(rows: &[[Option<&str>; 3]], dictionary: &ArrayRef) -> RecordBatch {
+        let values = dictionary.as_any().downcast_ref::<StringArray>().unwrap();
+        let columns: Vec<ArrayRef> = (0..3)
+            .map(|j| {
+                let keys: Int32Array = rows
+                    .iter()
+                    .map(|r| {
+                        let k = (0..values.len()).find(|&k| Some(values.value(k)) == r[j])?;
+                        Some(k as i32)
+                    })
+                    .collect();
+                Arc::new(DictionaryArray::try_new(keys, Arc::clone(dictionary)).unwrap()) as _
+            })
+            .collect();
+        let fields: Vec<arrow_schema::Field> = ["site", "app", "os"]
+            .iter()
+            .zip(&columns)
+            .map(|(n, c)| arrow_schema::Field::new(*n, c.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap()
+    }
+
+    #[test]
+    fn dictionary_columns_hash_like_plain_ones_with_or_without_a_memo() {
+        let words = ["a.com", "b.org", "c.net", "ios", "android", "x", "y"];
+        let rows: Vec<[Option<&str>; 3]> = (0..40)
+            .map(|i| {
+                let pick = |k: usize| (i % (k + 3) != 0).then(|| words[(i * k + 1) % words.len()]);
+                [pick(1), pick(2), pick(4)]
+            })
+            .collect();
+        let first: ArrayRef = Arc::new(StringArray::from_iter_values(words));
+        let mut reversed = words;
+        reversed.reverse();
+        let second: ArrayRef = Arc::new(StringArray::from_iter_values(reversed));
+        for signed in [false, true] {
+            let mut h = hasher(3, 7, 100);
+            h.set_signed(signed);
+            let expected = run(&h, &rows);
+            let mut memo = HashMemo::default();
+            // batches sharing a dictionary (the memo's entries reused), then another dictionary
+            // (recomputed), then the first again
+            for (dictionary, part) in [
+                (&first, 0..13),
+                (&first, 13..25),
+                (&second, 25..33),
+                (&first, 33..40),
+            ] {
+                let batch = dictionary_batch(&rows[part.clone()], dictionary);
+                assert_eq!(
+                    split(&h, &batch, None),
+                    expected[part.clone()],
+                    "signed {signed}, no memo"
+                );
+                assert_eq!(
+                    split(&h, &batch, Some(&mut memo)),
+                    expected[part],
+                    "signed {signed}, memo"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_null_dictionary_value_is_a_missing_value() {
+        let values: ArrayRef = Arc::new(StringArray::from(vec![Some("a.com"), None]));
+        let keys = Int32Array::from(vec![Some(0), Some(1), None]);
+        let column: ArrayRef = Arc::new(DictionaryArray::try_new(keys, values).unwrap());
+        let plain: ArrayRef = Arc::new(StringArray::from(vec![Some("ios"); 3]));
+        let fields: Vec<arrow_schema::Field> = [("site", &column), ("app", &plain), ("os", &plain)]
+            .iter()
+            .map(|(n, c)| arrow_schema::Field::new(*n, c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(arrow_schema::Schema::new(fields)),
+            vec![column, Arc::clone(&plain), plain],
+        )
+        .unwrap();
+        let h = hasher(18, 0, 0);
+        let rows = split(&h, &batch, Some(&mut HashMemo::default()));
+        let expected = run(
+            &h,
+            &[
+                [Some("a.com"), Some("ios"), Some("ios")],
+                [None, Some("ios"), Some("ios")],
+                [None, Some("ios"), Some("ios")],
+            ],
+        );
+        assert_eq!(rows, expected);
+        assert_eq!(split(&h, &batch, None), expected);
+    }
+
+    #[test]
+    fn small_sort_sorts_like_the_library() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..24 {
+            for _ in 0..200 {
+                let mut v: Vec<u64> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state % 16
+                    })
+                    .collect();
+                let mut expected = v.clone();
+                expected.sort_unstable();
+                sort_small(&mut v);
+                assert_eq!(v, expected);
+            }
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType};
-use eddy_features::{BatchBuilder, FieldType, MAX_ABS_NUMBER};
+use eddy_features::{dictionary_strings, BatchBuilder, FieldType, MAX_ABS_NUMBER};
 
 use super::{
     file_size, BuildContext, Chunk, ChunkParts, DeadLetter, InputMeter, Location, Position, Source,
@@ -54,14 +55,27 @@ enum Extent {
     Batches(u64),
 }
 
-fn open_batches(path: &Path) -> Result<(Batches, Extent)> {
+/// Opens a columnar file's batches. Parquet string columns named in `dictionary` are read as
+/// dictionary arrays (keys into the column chunk's own dictionary, no strings copied).
+fn open_batches(path: &Path, dictionary: &[&str]) -> Result<(Batches, Extent)> {
+    use parquet::arrow::arrow_reader::{
+        ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    };
     let file = File::open(path).map_err(|e| RuntimeError::io("opening", path, e))?;
     let fail = |e: &dyn std::fmt::Display| input_error(path, format!("reading: {e}"));
     Ok(match Columnar::of(path) {
         Some(Columnar::Parquet) => {
-            let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| fail(&e))?;
+            let options = ArrowReaderOptions::new();
+            let mut metadata =
+                ArrowReaderMetadata::load(&file, options.clone()).map_err(|e| fail(&e))?;
+            if let Some(hint) = dictionary_hint(metadata.schema(), dictionary) {
+                metadata = ArrowReaderMetadata::try_new(
+                    Arc::clone(metadata.metadata()),
+                    options.with_schema(hint),
+                )
+                .map_err(|e| fail(&e))?;
+            }
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
             let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
             let reader = builder
                 .with_batch_size(READ_ROWS)
@@ -79,9 +93,38 @@ fn open_batches(path: &Path) -> Result<(Batches, Extent)> {
     })
 }
 
+/// `schema` with the plain string columns named in `dictionary` read as dictionaries; `None`
+/// when there is nothing to change.
+fn dictionary_hint(
+    schema: &arrow_schema::SchemaRef,
+    dictionary: &[&str],
+) -> Option<arrow_schema::SchemaRef> {
+    let wanted = |f: &arrow_schema::Field| {
+        *f.data_type() == DataType::Utf8 && dictionary.contains(&f.name().as_str())
+    };
+    if !schema.fields().iter().any(|f| wanted(f)) {
+        return None;
+    }
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if wanted(f) {
+                f.as_ref().clone().with_data_type(dictionary_strings())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Some(Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
+}
+
 /// The Arrow schema of a columnar file (its first batch's).
 pub fn columnar_schema(path: &Path) -> Result<arrow_schema::SchemaRef> {
-    let (mut batches, _) = open_batches(path)?;
+    let (mut batches, _) = open_batches(path, &[])?;
     match batches.next() {
         Some(batch) => Ok(batch
             .map_err(|e| input_error(path, format!("reading: {e}")))?
@@ -116,6 +159,7 @@ fn spawn_decoder(
     files: Vec<PathBuf>,
     first: usize,
     schema: Arc<eddy_features::Schema>,
+    dictionary: Vec<bool>,
     meter: Arc<InputMeter>,
 ) -> Result<std::sync::mpsc::Receiver<Result<Decoded>>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_AHEAD);
@@ -123,7 +167,7 @@ fn spawn_decoder(
         .name("eddy-decode".into())
         .spawn(move || {
             for path in &files[first..] {
-                let sent = decode_file(path, &schema, &meter, &tx);
+                let sent = decode_file(path, &schema, &dictionary, &meter, &tx);
                 if sent.is_err() {
                     return;
                 }
@@ -137,11 +181,19 @@ fn spawn_decoder(
 fn decode_file(
     path: &Path,
     schema: &eddy_features::Schema,
+    dictionary: &[bool],
     meter: &InputMeter,
     tx: &std::sync::mpsc::SyncSender<Result<Decoded>>,
 ) -> std::result::Result<(), ()> {
     let send = |item| tx.send(item).map_err(|_| ());
-    let (batches, extent) = match open_batches(path) {
+    let names: Vec<&str> = schema
+        .fields()
+        .iter()
+        .zip(dictionary)
+        .filter(|(_, &d)| d)
+        .map(|(f, _)| f.name.as_str())
+        .collect();
+    let (batches, extent) = match open_batches(path, &names) {
         Ok(opened) => opened,
         Err(e) => {
             send(Err(e))?;
@@ -154,7 +206,7 @@ fn decode_file(
         let decoded = batch
             .map_err(|e| input_error(path, format!("reading: {e}")))
             .and_then(|batch| {
-                let columns = cast_columns(schema, &batch, path)?;
+                let columns = cast_columns(schema, dictionary, &batch, path)?;
                 let (part, of) = match extent {
                     Extent::Rows(rows) => (batch.num_rows() as u64, rows),
                     Extent::Batches(batches) => (1, batches),
@@ -178,16 +230,19 @@ fn decode_file(
     send(Ok(Decoded::EndOfFile))
 }
 
-/// The file's columns for each pipeline field, cast to its type.
+/// The file's columns for each pipeline field, cast to its type; a string field marked in
+/// `dictionary` keeps a dictionary encoding (its keys cast to 32 bits if need be).
 fn cast_columns(
     schema: &eddy_features::Schema,
+    dictionary: &[bool],
     batch: &RecordBatch,
     path: &Path,
 ) -> Result<Vec<Option<ArrayRef>>> {
     schema
         .fields()
         .iter()
-        .map(|field| {
+        .zip(dictionary)
+        .map(|(field, &keep_dictionary)| {
             let Ok(i) = batch.schema().index_of(&field.name) else {
                 return if field.required {
                     Err(input_error(
@@ -199,9 +254,14 @@ fn cast_columns(
                 };
             };
             let column = batch.column(i);
-            let to = match field.ty {
-                FieldType::Number => DataType::Float64,
-                FieldType::String => DataType::Utf8,
+            let to = match (field.ty, column.data_type()) {
+                (FieldType::Number, _) => DataType::Float64,
+                (FieldType::String, DataType::Dictionary(_, values))
+                    if keep_dictionary && **values == DataType::Utf8 =>
+                {
+                    dictionary_strings()
+                }
+                (FieldType::String, _) => DataType::Utf8,
             };
             let plausible = match field.ty {
                 FieldType::Number => {
@@ -218,6 +278,10 @@ fn cast_columns(
                         column.data_type()
                     ),
                 ));
+            }
+            if *column.data_type() == to {
+                // as is: a cast would rebuild the array, and a dictionary would lose its identity
+                return Ok(Some(Arc::clone(column)));
             }
             arrow_cast::cast(column, &to).map(Some).map_err(|e| {
                 input_error(
@@ -270,7 +334,38 @@ fn whole_slice(
         }
         arrays.push(slice);
     }
-    RecordBatch::try_new(Arc::clone(builder.arrow_schema()), arrays).ok()
+    let schema = builder.arrow_schema();
+    let same = schema
+        .fields()
+        .iter()
+        .zip(&arrays)
+        .all(|(f, a)| f.data_type() == a.data_type());
+    let schema = if same {
+        Arc::clone(schema)
+    } else {
+        // dictionary-encoded strings (fields only hashers read) keep their type
+        let fields: Vec<arrow_schema::Field> = schema
+            .fields()
+            .iter()
+            .zip(&arrays)
+            .map(|(f, a)| f.as_ref().clone().with_data_type(a.data_type().clone()))
+            .collect();
+        Arc::new(arrow_schema::Schema::new(fields))
+    };
+    RecordBatch::try_new(schema, arrays).ok()
+}
+
+/// Row `row` of a string column, plain or dictionary-encoded (the caller checked it is valid).
+fn string_at(column: &ArrayRef, row: usize) -> Option<String> {
+    if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
+        return Some(strings.value(row).to_owned());
+    }
+    let dictionary = column
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int32Type>>()?;
+    let key = usize::try_from(dictionary.keys().value(row)).ok()?;
+    let values = dictionary.values().as_any().downcast_ref::<StringArray>()?;
+    (key < values.len() && values.is_valid(key)).then(|| values.value(key).to_owned())
 }
 
 /// Reads Parquet / Arrow IPC files in order; a thread decodes ahead ([`spawn_decoder`]).
@@ -287,11 +382,22 @@ pub struct ColumnarSource {
     numbers: Vec<Option<f64>>,
     strings: Vec<Option<String>>,
     meter: Arc<InputMeter>,
+    /// Per pipeline field: a string field only hashers read, whose dictionary-encoded columns
+    /// stay encoded (see [`BuildContext::dictionary_fields`]).
+    dictionary: Vec<bool>,
 }
 
 impl ColumnarSource {
     pub(crate) fn open(files: Vec<PathBuf>, cx: BuildContext) -> Result<ColumnarSource> {
+        let dictionary = cx
+            .builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.ty == FieldType::String && cx.dictionary_fields.contains(&f.name))
+            .collect();
         let mut source = ColumnarSource {
+            dictionary,
             files,
             builder: cx.builder,
             index: 0,
@@ -364,6 +470,7 @@ impl ColumnarSource {
                 self.files.clone(),
                 self.index,
                 schema,
+                self.dictionary.clone(),
                 Arc::clone(&self.meter),
             )?);
         }
@@ -438,11 +545,9 @@ impl Source for ColumnarSource {
                                 .downcast_ref::<Float64Array>()
                                 .map_or(f64::NAN, |a| a.value(row))
                         })),
-                        FieldType::String => self.strings.push(value.and_then(|c| {
-                            c.as_any()
-                                .downcast_ref::<StringArray>()
-                                .map(|a| a.value(row).to_owned())
-                        })),
+                        FieldType::String => {
+                            self.strings.push(value.and_then(|c| string_at(c, row)))
+                        }
                     }
                 }
                 let strings: Vec<Option<&str>> =

@@ -265,6 +265,9 @@ pub struct BuildContext {
     pub rebalance: Option<Arc<dyn Rebalance>>,
     /// Where file sources count the bytes they read.
     pub meter: Arc<InputMeter>,
+    /// String fields that only hashers read (`FeatureSet::hash_only_fields`, less the key and
+    /// the target): a columnar file's dictionary-encoded columns for them stay encoded.
+    pub dictionary_fields: Vec<String>,
 }
 
 impl BuildContext {
@@ -276,6 +279,7 @@ impl BuildContext {
             kafka_lag: None,
             rebalance: None,
             meter: Arc::default(),
+            dictionary_fields: Vec::new(),
         }
     }
 }
