@@ -115,6 +115,10 @@ pub struct TrainedModel {
     pub learner: Learners,
     pub metrics: ProgressiveMetrics,
     pub events_learned: u64,
+    /// Set by [`defer_scoring`](Self::defer_scoring): each learned event's `(label, prediction)`
+    /// waits here, in event order, instead of entering `metrics`.
+    #[serde(skip)]
+    pub scored: Option<Vec<(f64, f64)>>,
 }
 
 /// What became of one row of a batch in [`TrainedModel::learn_batch`].
@@ -194,6 +198,7 @@ impl TrainedModel {
             features,
             learner,
             metrics: ProgressiveMetrics::new(spec.task, window),
+            scored: None,
             events_learned: 0,
         })
     }
@@ -258,6 +263,8 @@ impl TrainedModel {
                     let json = json.then(|| prediction_json(model, &prediction));
                     if clustering {
                         self.metrics.update_point(&x, &y, &prediction);
+                    } else if let Some(scored) = self.scored.as_mut() {
+                        scored.extend(self.metrics.scored_pair(&y, &prediction));
                     } else {
                         self.metrics.update_prediction(&y, &prediction);
                     }
@@ -275,6 +282,22 @@ impl TrainedModel {
             }
         }
         Ok(())
+    }
+
+    /// From now on, learned events leave their `(label, prediction)` pairs in
+    /// [`scored`](Self::scored) instead of scoring them, so that another thread can: applying
+    /// the pairs in order with [`ProgressiveMetrics::update`] gives `metrics` exactly what
+    /// scoring them here would have. Binary and regression models only (false otherwise, and
+    /// nothing changes).
+    pub fn defer_scoring(&mut self) -> bool {
+        let deferrable = matches!(
+            self.metrics.task(),
+            eddy_ml::Task::Binary | eddy_ml::Task::Regression
+        );
+        if deferrable && self.scored.is_none() {
+            self.scored = Some(Vec::new());
+        }
+        deferrable
     }
 
     /// What can compute this model's stateless features ahead of learning, if it has any.

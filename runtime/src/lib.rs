@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod presets;
 mod priority;
 pub mod quick;
+mod scoring;
 pub mod serve;
 pub mod sink;
 pub mod source;

@@ -383,7 +383,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         last_progress: (now, counters.events),
         checkpoints_written: 0,
         last_checkpoint_path: None,
+        scorer: None,
     };
+    trainer.scorer = crate::scoring::Scorer::start(&mut trainer.model)?;
 
     let batch_size = config.source.batch_size();
     let stop = options.stop.clone();
@@ -486,6 +488,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         drop(finished_tx);
         trainer.publish();
         trainer.report();
+        let finished = finished.and_then(|()| trainer.stop_scoring());
         match (failure, finished) {
             (Some(e), _) | (None, Err(e)) => Err(e),
             (None, Ok(())) => Ok(trainer),

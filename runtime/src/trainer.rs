@@ -145,6 +145,8 @@ pub(crate) struct Trainer {
     pub(crate) last_progress: (Instant, u64),
     pub(crate) checkpoints_written: u64,
     pub(crate) last_checkpoint_path: Option<std::path::PathBuf>,
+    /// Scores the progressive metrics on another thread (binary and regression models).
+    pub(crate) scorer: Option<crate::scoring::Scorer>,
 }
 
 impl Trainer {
@@ -156,11 +158,14 @@ impl Trainer {
         }
         let before = self.counters.learned;
         self.learn(&chunk, prepared.as_ref())?;
+        if let Some(scorer) = self.scorer.as_mut() {
+            scorer.ship(&mut self.model)?;
+        }
         if let Some(sync) = self.sync.as_mut() {
             sync.after_learning(&mut self.model, self.counters.learned - before)?;
         }
         self.counters.events = self.events_base + chunk.end.records;
-        self.record_curve();
+        self.record_curve()?;
         self.position = chunk.end;
         self.metrics
             .events_read
@@ -172,15 +177,41 @@ impl Trainer {
         self.maybe_export()?;
         self.maybe_publish();
         self.maybe_report();
-        Ok(())
+        self.metrics_away()
     }
 
-    fn record_curve(&mut self) {
+    /// Brings the progressive metrics back from the scoring thread, every event learned so far
+    /// scored; a no-op when they are here.
+    fn metrics_home(&mut self) -> Result<()> {
+        match self.scorer.as_mut() {
+            Some(scorer) => scorer.home(&mut self.model),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the progressive metrics to the scoring thread until they are needed again.
+    fn metrics_away(&mut self) -> Result<()> {
+        match self.scorer.as_mut() {
+            Some(scorer) => scorer.away(&mut self.model),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the scoring thread, the metrics home for good.
+    pub(crate) fn stop_scoring(&mut self) -> Result<()> {
+        match self.scorer.take() {
+            Some(scorer) => scorer.stop(&mut self.model),
+            None => Ok(()),
+        }
+    }
+
+    fn record_curve(&mut self) -> Result<()> {
         let Some(every) = self.curve_every else {
-            return;
+            return Ok(());
         };
         let due = self.curve.last().map_or(every, |p| p.events + every);
         if self.counters.events >= due {
+            self.metrics_home()?;
             let (metric, value) = self.model.metrics.primary();
             let window_value = self
                 .model
@@ -196,6 +227,7 @@ impl Trainer {
                 window_value,
             });
         }
+        Ok(())
     }
 
     fn maybe_export(&mut self) -> Result<()> {
@@ -215,6 +247,10 @@ impl Trainer {
 
     /// Registers the current model as a new version.
     pub(crate) fn export(&mut self) -> Result<()> {
+        if self.export.is_none() {
+            return Ok(());
+        }
+        self.metrics_home()?;
         let Some(policy) = self.export.as_mut() else {
             return Ok(());
         };
@@ -359,6 +395,9 @@ impl Trainer {
         if let Some(e) = &refused {
             tracing::warn!(error = %e, "an event sent over HTTP was refused");
         }
+        if let Some(scorer) = self.scorer.as_mut() {
+            scorer.ship(&mut self.model)?;
+        }
         self.counters.learned += predictions.len() as u64;
         self.metrics.events_learned.inc_by(predictions.len() as u64);
         let reply = LearnReply {
@@ -367,7 +406,7 @@ impl Trainer {
         };
         let _ = request.reply.send(Ok(reply));
         self.maybe_publish();
-        Ok(())
+        self.metrics_away()
     }
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
@@ -437,6 +476,10 @@ impl Trainer {
     /// Makes the sinks durable, then writes a checkpoint that points at their lengths (and,
     /// with a shared directory, the files of the partitions held).
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        if self.checkpoints.is_none() {
+            return Ok(());
+        }
+        self.metrics_home()?;
         let Some(policy) = &self.checkpoints else {
             return Ok(());
         };
@@ -485,6 +528,9 @@ impl Trainer {
     }
 
     pub(crate) fn publish(&mut self) {
+        if self.handle.is_some() && self.home_or_log() {
+            return;
+        }
         if let Some(handle) = &self.handle {
             let snapshot = self.model.snapshot(Arc::clone(&self.spec));
             self.metrics.set_model_metrics("stream", &snapshot.metrics);
@@ -502,6 +548,9 @@ impl Trainer {
     }
 
     pub(crate) fn report(&mut self) {
+        if self.home_or_log() {
+            return;
+        }
         let (at, events) = self.last_progress;
         let secs = at.elapsed().as_secs_f64();
         let rate = if secs > 0.0 {
@@ -532,6 +581,19 @@ impl Trainer {
             });
         }
         self.last_progress = (Instant::now(), self.counters.events);
+    }
+
+    /// [`metrics_home`](Self::metrics_home) for what cannot fail the run (a snapshot, a
+    /// report): true, after logging why, when the metrics could not come home, and the caller
+    /// skips its work rather than show a stand-in's values.
+    fn home_or_log(&mut self) -> bool {
+        match self.metrics_home() {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "the progressive metrics are unavailable");
+                true
+            }
+        }
     }
 
     pub(crate) fn metric_values(&self) -> (MetricValues, MetricValues) {

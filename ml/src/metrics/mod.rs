@@ -184,23 +184,10 @@ impl ProgressiveMetrics {
     /// order, the order in which a `SoftmaxModel` fed the same labelled stream adds its classes
     /// (integers are read as their decimal string, as the model does).
     pub fn update_prediction(&mut self, y: &Target<'_>, p: &Prediction) {
+        if let Some((y, p)) = self.scored_pair(y, p) {
+            return self.update(y, p);
+        }
         match (&mut self.tracker, p) {
-            (Tracker::Binary(..), Prediction::Probability(q) | Prediction::Value(q)) => {
-                let y = match *y {
-                    Target::Number(v) => v,
-                    Target::Label(s) => match parse_binary(s) {
-                        Ok(v) => v,
-                        Err(_) => return,
-                    },
-                    Target::Unlabelled => return,
-                };
-                self.update(y, *q);
-            }
-            (Tracker::Regression(t), Prediction::Value(q) | Prediction::Probability(q)) => {
-                if let Target::Number(v) = *y {
-                    t.update(v, *q);
-                }
-            }
             (
                 Tracker::Multiclass(t),
                 Prediction::Class {
@@ -224,6 +211,29 @@ impl ProgressiveMetrics {
                 t.update(*id, *distance, label);
             }
             _ => {}
+        }
+    }
+
+    /// What [`update_prediction`](Self::update_prediction) hands a binary or regression tracker
+    /// for this pair, as [`update`](Self::update) takes it; `None` for a pair it ignores and for
+    /// the other tasks. Scoring the pairs later, in order, with `update` gives the same metrics.
+    #[inline]
+    pub fn scored_pair(&self, y: &Target<'_>, p: &Prediction) -> Option<(f64, f64)> {
+        match (&self.tracker, p) {
+            (Tracker::Binary(..), Prediction::Probability(q) | Prediction::Value(q)) => {
+                let y = match *y {
+                    Target::Number(v) => v,
+                    Target::Label(s) => parse_binary(s).ok()?,
+                    Target::Unlabelled => return None,
+                };
+                Some((y, *q))
+            }
+            (Tracker::Regression(_), Prediction::Value(q) | Prediction::Probability(q)) => match *y
+            {
+                Target::Number(v) => Some((v, *q)),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
