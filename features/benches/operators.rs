@@ -230,7 +230,7 @@ fn prepare_hash(c: &mut Criterion) {
     let mut group = c.benchmark_group("prepare_hash_5");
     group.throughput(Throughput::Elements((16 * ROWS) as u64));
     for (name, dictionary) in [("plain", false), ("dictionary", true)] {
-        let mut preparer = Preparer::of(&set).expect("hashing prepares");
+        let preparer = Preparer::of(&set).expect("hashing prepares");
         group.bench_function(name, |b| {
             b.iter(|| {
                 for (plain, encoded) in &batches {

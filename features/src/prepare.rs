@@ -12,16 +12,14 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use crate::error::Result;
-use crate::ops::{skipped, FeatureOp, HashMemo, SparseOut};
+use crate::ops::{skipped, FeatureOp, SparseOut};
 use crate::set::FeatureSet;
 
 /// The stateless sparse operators of a [`FeatureSet`], each with its place among the set's
-/// sparse operators, and what the hashers remember of the dictionaries they saw. Send it to the
-/// thread that prepares.
+/// sparse operators. Cheap to clone; send it to the thread that prepares.
 #[derive(Clone, Debug)]
 pub struct Preparer {
     ops: Arc<[(usize, FeatureOp)]>,
-    memos: Vec<HashMemo>,
 }
 
 /// The rows of each prepared operator for one batch, from [`Preparer::prepare`].
@@ -51,36 +49,29 @@ impl Preparer {
             .filter(|(_, op)| op.is_row_local())
             .map(|(k, op)| (k, op.clone()))
             .collect();
-        let memos = ops.iter().map(|_| HashMemo::default()).collect();
-        (!ops.is_empty()).then(|| Preparer {
-            ops: ops.into(),
-            memos,
-        })
+        (!ops.is_empty()).then(|| Preparer { ops: ops.into() })
     }
 
     /// Every row of `batch` through each operator. Rows the set later refuses (a late event)
     /// are prepared too and dropped when the set assembles its output.
-    pub fn prepare(&mut self, batch: &RecordBatch) -> Result<Prepared> {
+    pub fn prepare(&self, batch: &RecordBatch) -> Result<Prepared> {
         let parts = self
             .ops
             .iter()
-            .zip(&mut self.memos)
-            .map(|((_, op), memo)| {
+            .map(|(_, op)| {
                 let mut part = Part {
                     indptr: vec![0],
                     ..Part::default()
                 };
-                let mut out = SparseOut {
-                    indptr: &mut part.indptr,
-                    indices: &mut part.indices,
-                    values: &mut part.values,
-                };
-                match op {
-                    FeatureOp::Hash(h) | FeatureOp::SignedHash(h) => {
-                        h.transform_memo(batch, &[], &mut out, memo)?
-                    }
-                    _ => op.transform_sparse(batch, &[], &mut out)?,
-                }
+                op.transform_sparse(
+                    batch,
+                    &[],
+                    &mut SparseOut {
+                        indptr: &mut part.indptr,
+                        indices: &mut part.indices,
+                        values: &mut part.values,
+                    },
+                )?;
                 Ok(part)
             })
             .collect::<Result<Vec<Part>>>()?;
@@ -195,7 +186,7 @@ mod tests {
         let schema = schema();
         let mut plain = FeatureSet::new(&configs(1), &schema).expect("builds");
         let mut ahead = plain.clone();
-        let mut preparer = Preparer::of(&ahead).expect("has row-local operators");
+        let preparer = Preparer::of(&ahead).expect("has row-local operators");
         assert_eq!(
             preparer.ops.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             vec![0, 2, 3],
@@ -222,8 +213,8 @@ mod tests {
         let mut plain = FeatureSet::new(&configs(1), &schema).expect("builds");
         let mut other = plain.clone();
         let reseeded = FeatureSet::new(&configs(2), &schema).expect("builds");
-        let mut foreign = Preparer::of(&reseeded).expect("has row-local operators");
-        let mut own = Preparer::of(&plain).expect("has row-local operators");
+        let foreign = Preparer::of(&reseeded).expect("has row-local operators");
+        let own = Preparer::of(&plain).expect("has row-local operators");
         let batches = batches();
         let (mut want, mut got) = (FeatureBatch::new(), FeatureBatch::new());
         plain

@@ -91,7 +91,7 @@ fn training(c: &mut Criterion) {
         })
         .collect();
     let mut model = TrainedModel::new(&spec, &params, None, 1000).expect("model");
-    let mut preparer = model.preparer().expect("hashing runs ahead");
+    let preparer = model.preparer().expect("hashing runs ahead");
     let prepared: Vec<Prepared> = batches
         .iter()
         .map(|b| preparer.prepare(b).expect("prepares"))

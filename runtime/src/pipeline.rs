@@ -397,7 +397,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         (true, true) => Yield::Idle,
         (true, false) => Yield::Nice(config.serve.trainer_nice),
     };
-    let mut preparer = trainer.model.preparer();
+    let preparer = trainer.model.preparer();
     let reader = tokio::task::spawn_blocking(move || {
         let _lowered = crate::priority::lower_this_thread(step_back);
         let mut read = 0u64;
@@ -421,7 +421,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
             let message = match tx.try_send(Message::Chunk(Ok(chunk), None)) {
                 Ok(()) => continue,
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(message)) => match (message, &mut preparer) {
+                Err(mpsc::error::TrySendError::Full(message)) => match (message, &preparer) {
                     (Message::Chunk(Ok(chunk), None), Some(preparer)) => {
                         // A batch the operators cannot read is left to the trainer to refuse.
                         let prepared = preparer.prepare(&chunk.batch).ok();

@@ -32,6 +32,34 @@ pub struct FeatureHasher {
     /// variant), which keeps the serialized form of unsigned hashers as it was.
     #[serde(skip)]
     signed: bool,
+    /// The entries of the dictionaries this hasher read last (see [`HashMemo`]).
+    #[serde(skip)]
+    memo: MemoCell,
+}
+
+/// A hasher's [`HashMemo`]: a cache, not part of what the hasher is, so a clone starts empty
+/// and two hashers compare equal whatever they remember. Batches are hashed one at a time per
+/// hasher in the pipeline; a caller that finds it taken (the server's threads share a
+/// snapshot) hashes without it.
+#[derive(Default)]
+struct MemoCell(std::sync::Mutex<HashMemo>);
+
+impl Clone for MemoCell {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for MemoCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for MemoCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoCell")
+    }
 }
 
 #[inline]
@@ -59,6 +87,7 @@ impl FeatureHasher {
             columns: Vec::new(),
             offset: 0,
             signed: false,
+            memo: MemoCell::default(),
         }
     }
 
@@ -150,22 +179,15 @@ impl FeatureHasher {
         skip: &[bool],
         out: &mut SparseOut<'_>,
     ) -> Result<()> {
-        self.transform_with(batch, skip, out, None)
+        match self.memo.0.try_lock() {
+            Ok(mut memo) => self.transform_with(batch, skip, out, Some(&mut memo)),
+            Err(_) => self.transform_with(batch, skip, out, None),
+        }
     }
 
-    /// [`transform`](Self::transform), with the hashes of dictionary values kept in `memo`
+    /// [`transform`](Self::transform), with the entries of dictionary values kept in `memo`
     /// between batches: a batch that shares its dictionary with the one before (every batch of
     /// one Parquet column chunk does) hashes no string at all, it only looks its keys up.
-    pub(crate) fn transform_memo(
-        &self,
-        batch: &RecordBatch,
-        skip: &[bool],
-        out: &mut SparseOut<'_>,
-        memo: &mut HashMemo,
-    ) -> Result<()> {
-        self.transform_with(batch, skip, out, Some(memo))
-    }
-
     /// Without a memo, a dictionary column's strings are hashed row by row, like plain ones
     /// (hashing a whole dictionary for one batch could cost more than its rows).
     fn transform_with(
@@ -342,8 +364,7 @@ impl EntrySource<'_, '_> {
 const MISSING: u64 = u64::MAX;
 
 /// Each hashed column's current dictionary and the entries of its values ([`MISSING`] for a
-/// null value), kept between batches by whoever calls [`FeatureHasher::transform_memo`]
-/// repeatedly, for that one hasher. The dictionary itself is held, so a new one cannot be
+/// null value), kept between batches by one hasher. The dictionary itself is held, so a new one cannot be
 /// mistaken for it by its address.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HashMemo {
@@ -428,7 +449,7 @@ mod tests {
         split(h, &batch(rows), None)
     }
 
-    /// Each row's entries of `batch` through `transform` (or `transform_memo` with `memo`).
+    /// Each row's entries of `batch` through `transform_with` and `memo`.
     fn split(
         h: &FeatureHasher,
         batch: &RecordBatch,
@@ -441,8 +462,8 @@ mod tests {
             values: &mut values,
         };
         match memo {
-            Some(memo) => h.transform_memo(batch, &[], &mut out, memo).unwrap(),
-            None => h.transform(batch, &[], &mut out).unwrap(),
+            Some(memo) => h.transform_with(batch, &[], &mut out, Some(memo)).unwrap(),
+            None => h.transform_with(batch, &[], &mut out, None).unwrap(),
         }
         indptr
             .windows(2)

@@ -28,7 +28,6 @@ pub use self::ema::Ema;
 pub use self::ew_scaler::{EwMoments, EwStandardScaler};
 pub use self::field_scaler::{FieldScaler, FieldState};
 pub use self::hash::FeatureHasher;
-pub(crate) use self::hash::HashMemo;
 pub use self::idle_expiry::IdleExpiry;
 pub use self::impute::{Impute, RunningMean};
 pub use self::interaction::Interaction;
