@@ -1,7 +1,8 @@
 //! The trainer stage alone, as `eddy replay` runs it on its single ordered thread: batches of a
 //! CTR-like stream (five hashed string fields, three scaled numbers) with their hashed features
 //! prepared ahead (the source thread's share), then scaled, predicted, learned with FTRL and
-//! scored progressively. End-to-end replay cannot run faster than this stage.
+//! scored progressively, inline or (as a pipeline does for a binary model) on another thread.
+//! End-to-end replay cannot run faster than this stage.
 
 use std::sync::Arc;
 
@@ -101,24 +102,37 @@ fn training(c: &mut Criterion) {
     let mut group = c.benchmark_group("training/ctr_5_hashed_3_scaled_ftrl");
     group.sample_size(20);
     group.throughput(Throughput::Elements((BATCH * BATCHES) as u64));
-    group.bench_function("prepared", |b| {
-        b.iter(|| {
-            for (batch, prepared) in batches.iter().zip(&prepared) {
-                model
-                    .learn_batch_prepared(
-                        &spec,
-                        batch,
-                        Some(prepared),
-                        &mut scratch,
-                        false,
-                        |_, o| {
-                            std::hint::black_box(o);
-                        },
-                    )
-                    .expect("learns");
-            }
+    // Scored inline, and scored elsewhere as a pipeline does for a binary model (the pairs left
+    // for the scoring thread are dropped here: its work is on the other core).
+    let mut deferred = model.clone();
+    assert!(deferred.defer_scoring());
+    for (name, model) in [
+        ("prepared", &mut model),
+        ("prepared_scored_elsewhere", &mut deferred),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for (batch, prepared) in batches.iter().zip(&prepared) {
+                    model
+                        .learn_batch_prepared(
+                            &spec,
+                            batch,
+                            Some(prepared),
+                            &mut scratch,
+                            false,
+                            |_, o| {
+                                std::hint::black_box(o);
+                            },
+                        )
+                        .expect("learns");
+                    if let Some(scored) = model.scored.as_mut() {
+                        std::hint::black_box(&scored);
+                        scored.clear();
+                    }
+                }
+            });
         });
-    });
+    }
     group.finish();
 }
 
