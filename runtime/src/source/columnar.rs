@@ -68,7 +68,12 @@ fn open_batches(path: &Path, dictionary: &[&str]) -> Result<(Batches, Extent)> {
             let options = ArrowReaderOptions::new();
             let mut metadata =
                 ArrowReaderMetadata::load(&file, options.clone()).map_err(|e| fail(&e))?;
-            if let Some(hint) = dictionary_hint(metadata.schema(), dictionary) {
+            let encoded: Vec<&str> = dictionary
+                .iter()
+                .copied()
+                .filter(|name| all_dictionary_encoded(metadata.metadata(), name))
+                .collect();
+            if let Some(hint) = dictionary_hint(metadata.schema(), &encoded) {
                 metadata = ArrowReaderMetadata::try_new(
                     Arc::clone(metadata.metadata()),
                     options.with_schema(hint),
@@ -90,6 +95,28 @@ fn open_batches(path: &Path, dictionary: &[&str]) -> Result<(Batches, Extent)> {
             (Box::new(reader), Extent::Batches(batches))
         }
         None => return Err(input_error(path, "not a Parquet or Arrow IPC file".into())),
+    })
+}
+
+/// Whether every data page of the top-level column `name`, in every row group, is dictionary
+/// encoded (from the pages' encoding statistics; files without them count as not). Only then is
+/// it read as a dictionary: a writer falls back to plain pages when a column's dictionary grows
+/// too large (high-cardinality ids), and the reader would then build a new dictionary for every
+/// batch, which costs more than reading the strings.
+fn all_dictionary_encoded(metadata: &parquet::file::metadata::ParquetMetaData, name: &str) -> bool {
+    use parquet::basic::Encoding;
+    metadata.row_groups().iter().all(|group| {
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().parts() == [name])
+            .is_some_and(|c| {
+                c.dictionary_page_offset().is_some()
+                    && c.page_encoding_stats_mask().is_some_and(|mask| {
+                        mask.is_only(Encoding::RLE_DICTIONARY)
+                            || mask.is_only(Encoding::PLAIN_DICTIONARY)
+                    })
+            })
     })
 }
 
@@ -674,17 +701,12 @@ mod tests {
                 .as_any()
                 .downcast_ref::<Float64Array>()
                 .expect("x");
-            let tag = chunk
-                .batch
-                .column(1)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("tag");
+            let tag = chunk.batch.column(1);
             for (row, &seq) in chunk.seqs.iter().enumerate() {
                 let tag = if tag.is_null(row) {
-                    "-"
+                    "-".to_owned()
                 } else {
-                    tag.value(row)
+                    string_at(tag, row).expect("a string")
                 };
                 out.push((seq, format!("{} {tag}", x.value(row))));
             }
@@ -693,6 +715,66 @@ mod tests {
         }
         out.sort();
         (out, ends)
+    }
+
+    #[test]
+    fn a_dictionary_tag_column_gives_the_same_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.parquet");
+        write(&path);
+        let (plain, _) = drain(
+            &mut ColumnarSource::open(vec![path.clone()], context(None)).expect("opens"),
+            1000,
+        );
+        let mut cx = context(None);
+        cx.dictionary_fields = vec!["tag".into()];
+        let mut source = ColumnarSource::open(vec![path], cx).expect("opens");
+        // every chunk has a null tag, so the per-record path reads the dictionary's strings
+        assert_eq!(drain(&mut source, 1000).0, plain);
+    }
+
+    #[test]
+    fn only_fully_dictionary_encoded_columns_are_read_as_dictionaries() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("b.parquet");
+        let low: StringArray = (0..ROWS).map(|i| Some(format!("v{}", i % 5))).collect();
+        let high: StringArray = (0..ROWS).map(|i| Some(format!("id-{i}"))).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("low", Arc::new(low) as ArrayRef),
+            ("high", Arc::new(high) as ArrayRef),
+        ])
+        .expect("batch");
+        // a small dictionary page: the writer falls back to plain pages for `high`
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_page_size_limit(4096)
+            .build();
+        let file = File::create(&path).expect("create");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties))
+                .expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let schema = Schema::new(vec![
+            Field::string("low").required(true),
+            Field::string("high").required(true),
+        ])
+        .expect("schema");
+        let mut cx = BuildContext::new(BatchBuilder::new(Arc::new(schema)), None);
+        cx.dictionary_fields = vec!["low".into(), "high".into()];
+        let mut source = ColumnarSource::open(vec![path], cx).expect("opens");
+        let mut rows = 0;
+        while let Some(chunk) = source.next_chunk(1000).expect("reads") {
+            // whole slices, handed on as decoded
+            assert_eq!(chunk.batch.column(0).data_type(), &dictionary_strings());
+            assert_eq!(chunk.batch.column(1).data_type(), &DataType::Utf8);
+            let low = chunk.batch.column(0);
+            for row in 0..chunk.batch.num_rows() {
+                let i = rows + row;
+                assert_eq!(string_at(low, row), Some(format!("v{}", i % 5)));
+            }
+            rows += chunk.batch.num_rows();
+        }
+        assert_eq!(rows, ROWS);
     }
 
     #[test]
