@@ -326,7 +326,7 @@ fn cast_columns(
 
 /// Rows `offset..offset + len` as a pipeline batch without decoding them one by one, when
 /// every one of them would pass the record checks ([`BatchBuilder::push_values`]): no nulls in
-/// the columns present, numbers finite and within [`MAX_ABS_NUMBER`], binary fields 0 or 1.
+/// required fields, numbers finite and within [`MAX_ABS_NUMBER`], binary fields 0 or 1.
 /// `None` sends the slice down the per-record path, which finds and dead-letters the bad rows.
 fn whole_slice(
     builder: &BatchBuilder,
@@ -345,17 +345,22 @@ fn whole_slice(
             continue;
         };
         let slice = column.slice(offset, len);
-        if slice.null_count() > 0 {
+        // a null is a missing value: a dead letter in a required field, fine in an optional one
+        if slice.null_count() > 0 && field.required {
             return None;
         }
         if field.ty == FieldType::Number {
-            let values = slice.as_any().downcast_ref::<Float64Array>()?.values();
+            let numbers = slice.as_any().downcast_ref::<Float64Array>()?;
+            let valid = |ok: &dyn Fn(f64) -> bool| match numbers.null_count() {
+                0 => numbers.values().iter().all(|&x| ok(x)),
+                // the slot under a null holds no value worth checking
+                _ => numbers.iter().flatten().all(ok),
+            };
             // NaN fails the comparison and infinities exceed the bound.
-            if !values.iter().all(|x| x.abs() <= MAX_ABS_NUMBER) {
+            if !valid(&|x| x.abs() <= MAX_ABS_NUMBER) {
                 return None;
             }
-            if builder.binary_fields().contains(&i) && !values.iter().all(|&y| y == 0.0 || y == 1.0)
-            {
+            if builder.binary_fields().contains(&i) && !valid(&|y| y == 0.0 || y == 1.0) {
                 return None;
             }
         }
@@ -726,11 +731,27 @@ mod tests {
             &mut ColumnarSource::open(vec![path.clone()], context(None)).expect("opens"),
             1000,
         );
-        let mut cx = context(None);
-        cx.dictionary_fields = vec!["tag".into()];
-        let mut source = ColumnarSource::open(vec![path], cx).expect("opens");
-        // every chunk has a null tag, so the per-record path reads the dictionary's strings
-        assert_eq!(drain(&mut source, 1000).0, plain);
+        let open = || {
+            let mut cx = context(None);
+            cx.dictionary_fields = vec!["tag".into()];
+            ColumnarSource::open(vec![path.clone()], cx).expect("opens")
+        };
+        assert_eq!(drain(&mut open(), 1000).0, plain);
+        // whole slices (nulls in the optional tag and all) keep the dictionary; the chunks with
+        // a bad row go through the per-record path, which reads the dictionary's strings
+        let mut kinds = std::collections::BTreeMap::new();
+        let mut source = open();
+        while let Some(chunk) = source.next_chunk(1000).expect("reads") {
+            *kinds
+                .entry(chunk.batch.column(1).data_type().to_string())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(kinds.get("Utf8"), Some(&2), "{kinds:?}");
+        assert_eq!(
+            kinds.get(&dictionary_strings().to_string()),
+            Some(&20),
+            "{kinds:?}"
+        );
     }
 
     #[test]
