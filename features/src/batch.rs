@@ -73,6 +73,16 @@ impl FeatureBatch {
         )
     }
 
+    /// Row `i`'s sparse coordinates and values alone (what a prefetch of its weights needs).
+    ///
+    /// # Panics
+    /// When `i >= self.len()`, like slice indexing.
+    #[inline]
+    pub fn sparse_row(&self, i: usize) -> (&[u32], &[f64]) {
+        let (start, end) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[start..end], &self.values[start..end])
+    }
+
     /// Every row in order, as [`FeatureBatch::row`] gives them.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = (ArrayView1<'_, f64>, &[u32], &[f64])> {
         (0..self.rows).map(|i| self.row(i))

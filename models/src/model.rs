@@ -251,8 +251,8 @@ impl TrainedModel {
             // models are small and found by key, so they go without.)
             let ahead = row + eddy_ml::PREFETCH_AHEAD;
             if let (Learners::One(model), true) = (&self.learner, ahead < scratch.len()) {
-                let (dense, indices, values) = scratch.row(ahead);
-                model.prefetch(&FeatureVec::new(dense, indices, values));
+                let (indices, values) = scratch.sparse_row(ahead);
+                model.prefetch(&FeatureVec::sparse(indices, values));
             }
             let (dense, indices, values) = scratch.row(row);
             let x = FeatureVec::new(dense, indices, values);
