@@ -161,6 +161,8 @@ impl FeatureHasher {
             .map(|f| field_seed(f, self.seed))
             .collect();
         self.offset = offset;
+        // entries remembered under another binding would name other coordinates
+        self.memo = MemoCell::default();
         Ok(())
     }
 
@@ -533,6 +535,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn binding_again_forgets_the_remembered_dictionary() {
+        let words = ["a.com", "b.org", "ios"];
+        let rows: Vec<[Option<&str>; 3]> = (0..9)
+            .map(|i| [Some(words[i % 3]), Some(words[(i + 1) % 3]), None])
+            .collect();
+        let dictionary: ArrayRef = Arc::new(StringArray::from_iter_values(words));
+        let batch = dictionary_batch(&rows, &dictionary);
+        let through_cell = |h: &FeatureHasher| {
+            let (mut indptr, mut indices, mut values) = (vec![0], Vec::new(), Vec::new());
+            let mut out = SparseOut {
+                indptr: &mut indptr,
+                indices: &mut indices,
+                values: &mut values,
+            };
+            h.transform(&batch, &[], &mut out).unwrap();
+            indices
+        };
+        let mut h = hasher(6, 1, 0);
+        let first = through_cell(&h);
+        h.bind(&schema(), 1000).unwrap();
+        let again = through_cell(&h);
+        assert_eq!(again, first.iter().map(|i| i + 1000).collect::<Vec<_>>());
     }
 
     #[test]
