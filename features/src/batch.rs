@@ -65,11 +65,11 @@ impl FeatureBatch {
     pub fn row(&self, i: usize) -> (ArrayView1<'_, f64>, &[u32], &[f64]) {
         assert!(i < self.rows, "row {i} out of range for {} rows", self.rows);
         let w = self.dense_width;
-        let (start, end) = (self.indptr[i], self.indptr[i + 1]);
+        let (indices, values) = self.sparse_row(i);
         (
             ArrayView1::from(&self.dense[i * w..(i + 1) * w]),
-            &self.indices[start..end],
-            &self.values[start..end],
+            indices,
+            values,
         )
     }
 

@@ -70,6 +70,7 @@ pub mod ops;
 mod prepare;
 mod schema;
 mod set;
+mod strings;
 
 pub use batch::FeatureBatch;
 pub use config::{
@@ -82,4 +83,5 @@ pub use error::{DecodeError, DecodeErrorKind, FeatureError, Result};
 pub use keyed::KeyedState;
 pub use prepare::{Prepared, Preparer};
 pub use schema::{Field, FieldType, Schema};
-pub use set::{dictionary_strings, FeatureSet};
+pub use set::FeatureSet;
+pub use strings::{dictionary_strings, string_value};

@@ -271,11 +271,15 @@ impl FeatureSet {
                 arrow.fields().len()
             )));
         }
+        // worked out once a batch, and only for one with a dictionary column
+        let mut hash_only = None;
         for (i, (field, column)) in self.schema.fields().iter().zip(arrow.fields()).enumerate() {
             let expected = field.ty.data_type();
             let fits = column.data_type() == &expected
-                || (column.data_type() == &dictionary_strings()
-                    && self.hash_only_fields().contains(&field.name.as_str()));
+                || (column.data_type() == &crate::strings::dictionary_strings()
+                    && hash_only
+                        .get_or_insert_with(|| self.hash_only_fields())
+                        .contains(&field.name.as_str()));
             if column.name() != &field.name || !fits {
                 return Err(FeatureError::BatchMismatch(format!(
                     "column {i} is \"{}\" ({}), expected \"{}\" ({expected})",
@@ -287,12 +291,6 @@ impl FeatureSet {
         }
         Ok(())
     }
-}
-
-/// The type of a dictionary-encoded string column that [`FeatureSet::hash_only_fields`] may have.
-pub fn dictionary_strings() -> arrow_schema::DataType {
-    use arrow_schema::DataType;
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// Decides, row by row, which rows an event-time operator refuses, and reads the event times.

@@ -30,15 +30,12 @@ pub fn row_object(batch: &arrow_array::RecordBatch, row: usize, skip: Option<usi
             Value::Null
         } else if let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() {
             json!(numbers.value(row))
-        } else if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
-            json!(strings.value(row))
-        } else if let Some(strings) = column
-            .as_any()
-            .downcast_ref::<arrow_array::DictionaryArray<arrow_array::types::Int32Type>>()
-            .and_then(|d| d.downcast_dict::<StringArray>())
-        {
-            // a dictionary-encoded string column (a field only hashers read)
-            json!(arrow_array::ArrayAccessor::value(&strings, row))
+        } else if let Some(value) = eddy_features::string_value(column.as_ref(), row) {
+            // plain or dictionary-encoded (a field only hashers read)
+            json!(value)
+        } else if *column.data_type() == eddy_features::dictionary_strings() {
+            // a null value in the dictionary, as the per-record path reads it
+            Value::Null
         } else {
             continue;
         };

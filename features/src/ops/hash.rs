@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::types::Int32Type;
-use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{resolve_columns, skipped, SparseOut};
 use crate::config::HASH_BITS;
 use crate::error::{FeatureError, Result};
 use crate::schema::{FieldType, Schema};
+use crate::strings::{dictionary_key, Strings};
 
 /// Hashes string fields into `2^bits` buckets with value 1.0; a missing value adds nothing.
 /// Stateless apart from its configuration, which is saved so a model keeps its coordinates.
@@ -135,9 +135,7 @@ impl FeatureHasher {
 
     #[inline]
     fn bucket(&self, seed: u64, value: &str) -> u32 {
-        let mask = (1u64 << self.bits) - 1;
-        // bind checked offset + mask fits a u32.
-        self.offset + (xxh3_64_with_seed(value.as_bytes(), seed) & mask) as u32
+        (self.value_entry(seed, value) >> 1) as u32
     }
 
     /// Resolves columns against `schema` and places the range at coordinate `offset`.
@@ -236,6 +234,12 @@ impl FeatureHasher {
         Ok(())
     }
 
+    /// `value`'s entry (see [`entry`](Self::entry)) in the field whose seed is `seed`.
+    #[inline]
+    fn value_entry(&self, seed: u64, value: &str) -> u64 {
+        self.entry(xxh3_64_with_seed(value.as_bytes(), seed))
+    }
+
     /// A value's entry for a row: its coordinate shifted left by one, with the low bit set when
     /// a signed hasher writes -1 for it. Sorting entries sorts them by coordinate.
     #[inline]
@@ -288,58 +292,6 @@ fn sort_small(v: &mut [u64]) {
     }
 }
 
-/// A string column as the operators read it: plain, or dictionary-encoded with 32-bit keys (what
-/// the columnar source keeps for the fields that only hashers read, see
-/// [`FeatureSet::hash_only_fields`](crate::FeatureSet::hash_only_fields)).
-pub(crate) enum Strings<'b> {
-    Plain(&'b StringArray),
-    Dictionary {
-        array: &'b DictionaryArray<Int32Type>,
-        keys: &'b Int32Array,
-        values: &'b StringArray,
-    },
-}
-
-impl<'b> Strings<'b> {
-    pub(crate) fn of(batch: &'b RecordBatch, i: usize) -> Result<Strings<'b>> {
-        let array = batch.columns().get(i).map(|c| c.as_any());
-        if let Some(plain) = array.and_then(|a| a.downcast_ref::<StringArray>()) {
-            return Ok(Strings::Plain(plain));
-        }
-        let dictionary = array.and_then(|a| a.downcast_ref::<DictionaryArray<Int32Type>>());
-        if let Some(array) = dictionary {
-            if let Some(values) = array.values().as_any().downcast_ref::<StringArray>() {
-                return Ok(Strings::Dictionary {
-                    array,
-                    keys: array.keys(),
-                    values,
-                });
-            }
-        }
-        Err(FeatureError::BatchMismatch(format!(
-            "column {i} is missing or not a string column"
-        )))
-    }
-
-    /// Row `row`'s value; `None` when it is null.
-    #[inline]
-    pub(crate) fn get(&self, row: usize) -> Option<&'b str> {
-        match self {
-            Strings::Plain(a) => a.is_valid(row).then(|| a.value(row)),
-            Strings::Dictionary { keys, values, .. } => {
-                let k = dictionary_key(keys, row)?;
-                (k < values.len() && values.is_valid(k)).then(|| values.value(k))
-            }
-        }
-    }
-}
-
-/// The dictionary key of row `row`, `None` when the row is null.
-#[inline]
-fn dictionary_key(keys: &Int32Array, row: usize) -> Option<usize> {
-    usize::try_from(keys.is_valid(row).then(|| keys.value(row))?).ok()
-}
-
 /// Where a row's entry comes from: its string, hashed, or the memo of its dictionary key.
 enum EntrySource<'s, 'b> {
     Strings(&'s Strings<'b>),
@@ -351,9 +303,7 @@ impl EntrySource<'_, '_> {
     #[inline]
     fn entry(&self, hasher: &FeatureHasher, row: usize, seed: u64) -> Option<u64> {
         match self {
-            EntrySource::Strings(s) => s
-                .get(row)
-                .map(|v| hasher.entry(xxh3_64_with_seed(v.as_bytes(), seed))),
+            EntrySource::Strings(s) => s.get(row).map(|v| hasher.value_entry(seed, v)),
             EntrySource::Memo(keys, entries) => {
                 let entry = *entries.get(dictionary_key(keys, row)?)?;
                 (entry != MISSING).then_some(entry)
@@ -404,11 +354,7 @@ impl HashMemo {
             }
             let entries = values
                 .iter()
-                .map(|v| {
-                    v.map_or(MISSING, |v| {
-                        hasher.entry(xxh3_64_with_seed(v.as_bytes(), seed))
-                    })
-                })
+                .map(|v| v.map_or(MISSING, |v| hasher.value_entry(seed, v)))
                 .collect();
             *memo = Some((Arc::clone(array.values()), entries));
         }
@@ -418,6 +364,8 @@ impl HashMemo {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use arrow_array::DictionaryArray;
 
     use super::*;
     use crate::schema::Field;
@@ -463,10 +411,7 @@ mod tests {
             indices: &mut indices,
             values: &mut values,
         };
-        match memo {
-            Some(memo) => h.transform_with(batch, &[], &mut out, Some(memo)).unwrap(),
-            None => h.transform_with(batch, &[], &mut out, None).unwrap(),
-        }
+        h.transform_with(batch, &[], &mut out, memo).unwrap();
         indptr
             .windows(2)
             .map(|w| (indices[w[0]..w[1]].to_vec(), values[w[0]..w[1]].to_vec()))

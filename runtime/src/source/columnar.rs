@@ -7,10 +7,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::types::Int32Type;
-use arrow_array::{Array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType};
-use eddy_features::{dictionary_strings, BatchBuilder, FieldType, MAX_ABS_NUMBER};
+use eddy_features::{dictionary_strings, string_value, BatchBuilder, FieldType, MAX_ABS_NUMBER};
 
 use super::{
     file_size, BuildContext, Chunk, ChunkParts, DeadLetter, InputMeter, Location, Position, Source,
@@ -387,19 +386,6 @@ fn whole_slice(
     RecordBatch::try_new(schema, arrays).ok()
 }
 
-/// Row `row` of a string column, plain or dictionary-encoded (the caller checked it is valid).
-fn string_at(column: &ArrayRef, row: usize) -> Option<String> {
-    if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
-        return Some(strings.value(row).to_owned());
-    }
-    let dictionary = column
-        .as_any()
-        .downcast_ref::<DictionaryArray<Int32Type>>()?;
-    let key = usize::try_from(dictionary.keys().value(row)).ok()?;
-    let values = dictionary.values().as_any().downcast_ref::<StringArray>()?;
-    (key < values.len() && values.is_valid(key)).then(|| values.value(key).to_owned())
-}
-
 /// Reads Parquet / Arrow IPC files in order; a thread decodes ahead ([`spawn_decoder`]).
 pub struct ColumnarSource {
     files: Vec<PathBuf>,
@@ -577,9 +563,9 @@ impl Source for ColumnarSource {
                                 .downcast_ref::<Float64Array>()
                                 .map_or(f64::NAN, |a| a.value(row))
                         })),
-                        FieldType::String => {
-                            self.strings.push(value.and_then(|c| string_at(c, row)))
-                        }
+                        FieldType::String => self.strings.push(
+                            value.and_then(|c| string_value(c.as_ref(), row).map(str::to_owned)),
+                        ),
                     }
                 }
                 let strings: Vec<Option<&str>> =
@@ -652,7 +638,7 @@ impl Source for ColumnarSource {
 
 #[cfg(test)]
 mod tests {
-    use arrow_array::Int64Array;
+    use arrow_array::{Int64Array, StringArray};
     use eddy_features::{Field, Schema};
 
     use super::*;
@@ -711,7 +697,9 @@ mod tests {
                 let tag = if tag.is_null(row) {
                     "-".to_owned()
                 } else {
-                    string_at(tag, row).expect("a string")
+                    string_value(tag.as_ref(), row)
+                        .expect("a string")
+                        .to_owned()
                 };
                 out.push((seq, format!("{} {tag}", x.value(row))));
             }
@@ -791,7 +779,10 @@ mod tests {
             let low = chunk.batch.column(0);
             for row in 0..chunk.batch.num_rows() {
                 let i = rows + row;
-                assert_eq!(string_at(low, row), Some(format!("v{}", i % 5)));
+                assert_eq!(
+                    string_value(low.as_ref(), row),
+                    Some(format!("v{}", i % 5).as_str())
+                );
             }
             rows += chunk.batch.num_rows();
         }
