@@ -60,9 +60,7 @@ impl Scorer {
                         Job::Score(mut pairs) => {
                             // pairs come only while this thread holds the metrics
                             if let Some(m) = metrics.as_mut() {
-                                for &(y, p) in &pairs {
-                                    m.update(y, p);
-                                }
+                                score(m, &pairs);
                             }
                             pairs.clear();
                             let _ = spare_tx.try_send(pairs);
@@ -106,9 +104,7 @@ impl Scorer {
             return Ok(());
         }
         if !self.away {
-            for &(y, p) in scored.iter() {
-                model.metrics.update(y, p);
-            }
+            score(&mut model.metrics, scored);
             scored.clear();
             return Ok(());
         }
@@ -151,6 +147,13 @@ impl Scorer {
         let home = self.home(model);
         model.scored = None;
         home
+    }
+}
+
+/// Scores `pairs` into `metrics`, in order.
+fn score(metrics: &mut ProgressiveMetrics, pairs: &[(f64, f64)]) {
+    for &(y, p) in pairs {
+        metrics.update(y, p);
     }
 }
 

@@ -158,9 +158,7 @@ impl Trainer {
         }
         let before = self.counters.learned;
         self.learn(&chunk, prepared.as_ref())?;
-        if let Some(scorer) = self.scorer.as_mut() {
-            scorer.ship(&mut self.model)?;
-        }
+        self.metrics_ship()?;
         if let Some(sync) = self.sync.as_mut() {
             sync.after_learning(&mut self.model, self.counters.learned - before)?;
         }
@@ -185,6 +183,14 @@ impl Trainer {
     fn metrics_home(&mut self) -> Result<()> {
         match self.scorer.as_mut() {
             Some(scorer) => scorer.home(&mut self.model),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the events learned since the last call to be scored.
+    fn metrics_ship(&mut self) -> Result<()> {
+        match self.scorer.as_mut() {
+            Some(scorer) => scorer.ship(&mut self.model),
             None => Ok(()),
         }
     }
@@ -247,9 +253,6 @@ impl Trainer {
 
     /// Registers the current model as a new version.
     pub(crate) fn export(&mut self) -> Result<()> {
-        if self.export.is_none() {
-            return Ok(());
-        }
         self.metrics_home()?;
         let Some(policy) = self.export.as_mut() else {
             return Ok(());
@@ -395,9 +398,7 @@ impl Trainer {
         if let Some(e) = &refused {
             tracing::warn!(error = %e, "an event sent over HTTP was refused");
         }
-        if let Some(scorer) = self.scorer.as_mut() {
-            scorer.ship(&mut self.model)?;
-        }
+        self.metrics_ship()?;
         self.counters.learned += predictions.len() as u64;
         self.metrics.events_learned.inc_by(predictions.len() as u64);
         let reply = LearnReply {
@@ -476,9 +477,6 @@ impl Trainer {
     /// Makes the sinks durable, then writes a checkpoint that points at their lengths (and,
     /// with a shared directory, the files of the partitions held).
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
-        if self.checkpoints.is_none() {
-            return Ok(());
-        }
         self.metrics_home()?;
         let Some(policy) = &self.checkpoints else {
             return Ok(());
@@ -528,7 +526,7 @@ impl Trainer {
     }
 
     pub(crate) fn publish(&mut self) {
-        if self.handle.is_some() && self.home_or_log() {
+        if self.home_or_log() {
             return;
         }
         if let Some(handle) = &self.handle {
