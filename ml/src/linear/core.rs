@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::aligned::AlignedF64s;
+use super::lanes::{ftrl_active, FtrlConsts};
 use crate::error::{MlError, Result};
 use crate::learner::FeatureVec;
 use crate::linear::SgdValidParams;
@@ -12,10 +13,10 @@ use crate::prefetch::prefetch_line;
 
 /// Per-coordinate gradients are clipped to this magnitude, so their squares (at most 1e200) can be
 /// summed for ~1e108 events before an accumulator saturates at `f64::MAX`.
-const GRAD_LIMIT: f64 = 1e100;
+pub(super) const GRAD_LIMIT: f64 = 1e100;
 
 /// FTRL's `z` saturates here, far inside `f64` range.
-const Z_LIMIT: f64 = 1e300;
+pub(super) const Z_LIMIT: f64 = 1e300;
 
 /// Tables shorter than this (256 KiB of `f64`) fit in the L2 cache of current server cores, so
 /// [`LinearCore::prefetch`] leaves them alone.
@@ -278,7 +279,8 @@ impl LinearCore {
         let rule = Rule::new(opt, t, eta);
         let state = &mut self.state[..];
         // One loop per kind of rule (each arm instantiates `touch_active` anew), so the step of
-        // a known kind inlines into it and successive coordinates' roots and divisions overlap.
+        // a known kind inlines into it and successive coordinates' roots and divisions overlap;
+        // FTRL, the optimizer of hashed models, takes its coordinates two at a time (lanes.rs).
         match rule {
             Rule::AdaGrad { eta, eps } => {
                 touch_active(state.as_chunks_mut::<2>().0, x, g, |w, gj, st| {
@@ -291,9 +293,13 @@ impl LinearCore {
                 });
             }
             Rule::Ftrl { inv_alpha, beta } => {
-                touch_active(state.as_chunks_mut::<4>().0, x, g, |w, gj, st| {
-                    ftrl_step(inv_alpha, beta, w, gj, st, l1, l2)
-                });
+                let k = FtrlConsts {
+                    inv_alpha,
+                    beta,
+                    l1,
+                    l2,
+                };
+                ftrl_active(state.as_chunks_mut::<4>().0, x, g, k);
             }
             Rule::Keep => {}
         }
@@ -501,7 +507,15 @@ fn adam_step(rule: [f64; 6], w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -
 
 /// [`Rule::step`] for FTRL-Proximal (`st = [z, sqrt(n), ..]`).
 #[inline(always)]
-fn ftrl_step(inv_alpha: f64, beta: f64, w: f64, g: f64, st: &mut [f64], l1: f64, l2: f64) -> f64 {
+pub(super) fn ftrl_step(
+    inv_alpha: f64,
+    beta: f64,
+    w: f64,
+    g: f64,
+    st: &mut [f64],
+    l1: f64,
+    l2: f64,
+) -> f64 {
     let [z, sqrt_n, ..] = st else {
         return w;
     };

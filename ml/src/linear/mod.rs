@@ -3,6 +3,7 @@
 
 mod aligned;
 mod core;
+mod lanes;
 mod params;
 pub(crate) mod softmax;
 
