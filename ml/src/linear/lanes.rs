@@ -38,8 +38,41 @@ pub(crate) fn ftrl_active(coords: &mut [[f64; 4]], x: &FeatureVec<'_>, g: f64, k
     let dense = x.dense_part();
     let (len, n) = (coords.len(), dense.len().min(coords.len()));
     let mut held: Option<(usize, f64)> = None;
-    let mut visit = |j: usize, gj: f64| match held.take() {
-        None => held = Some((j, gj)),
+    match dense.as_slice() {
+        Some(xs) => {
+            for (j, &xj) in xs[..n].iter().enumerate() {
+                visit(coords, &mut held, j, g * xj, k);
+            }
+        }
+        None => {
+            for (j, &xj) in dense.iter().take(n).enumerate() {
+                visit(coords, &mut held, j, g * xj, k);
+            }
+        }
+    }
+    for (&i, &xi) in x.indices().iter().zip(x.values()) {
+        if (i as usize) < len {
+            visit(coords, &mut held, i as usize, g * xi, k);
+        }
+    }
+    if let Some((i, gi)) = held {
+        k.one(&mut coords[i], gi);
+    }
+}
+
+/// Holds coordinate `j` with raw gradient `gj` until a second one comes, then steps the two.
+/// A function that is always inlined (as a closure, it was compiled out of line: one call per
+/// coordinate).
+#[inline(always)]
+fn visit(
+    coords: &mut [[f64; 4]],
+    held: &mut Option<(usize, f64)>,
+    j: usize,
+    gj: f64,
+    k: FtrlConsts,
+) {
+    match held.take() {
+        None => *held = Some((j, gj)),
         Some((i, gi)) => match coords.get_disjoint_mut([i, j]) {
             Ok([a, b]) => pair_of(a, b, gi, gj, k),
             // the same coordinate twice: the second step must see the first
@@ -48,26 +81,6 @@ pub(crate) fn ftrl_active(coords: &mut [[f64; 4]], x: &FeatureVec<'_>, g: f64, k
                 k.one(&mut coords[j], gj);
             }
         },
-    };
-    match dense.as_slice() {
-        Some(xs) => {
-            for (j, &xj) in xs[..n].iter().enumerate() {
-                visit(j, g * xj);
-            }
-        }
-        None => {
-            for (j, &xj) in dense.iter().take(n).enumerate() {
-                visit(j, g * xj);
-            }
-        }
-    }
-    for (&i, &xi) in x.indices().iter().zip(x.values()) {
-        if (i as usize) < len {
-            visit(i as usize, g * xi);
-        }
-    }
-    if let Some((i, gi)) = held {
-        k.one(&mut coords[i], gi);
     }
 }
 
