@@ -2,7 +2,8 @@
 //! the row alone (`hash`, `cross`), computed for a batch on any thread before the set learns it.
 //!
 //! The runtime's source thread prepares a batch while the trainer is busy with earlier ones;
-//! [`FeatureSet::transform_prepared`] then copies those rows instead of hashing again. A
+//! [`FeatureSet::transform_prepared`] then takes those rows instead of hashing again (moving
+//! them when they fill the batch's sparse part alone, copying them otherwise). A
 //! prepared operator runs the very function the set would run, so the features are the same
 //! bits whether a batch was prepared or not, and the set's state cannot differ (these operators
 //! have none).
@@ -23,7 +24,7 @@ pub struct Preparer {
 }
 
 /// The rows of each prepared operator for one batch, from [`Preparer::prepare`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Prepared {
     rows: usize,
     ops: Arc<[(usize, FeatureOp)]>,
@@ -31,7 +32,7 @@ pub struct Prepared {
 }
 
 /// One operator's rows in compressed sparse row form (`indptr` starts at 0).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Part {
     indptr: Vec<usize>,
     indices: Vec<u32>,
@@ -87,17 +88,26 @@ impl Prepared {
     /// The rows of sparse operator `k` (its place among the set's sparse operators), if they
     /// were prepared by that very operator for a batch of `rows` rows. Anything else (a batch
     /// prepared by another set) gives `None`, and the set computes the rows itself.
-    pub(crate) fn part(&self, k: usize, op: &FeatureOp, rows: usize) -> Option<&Part> {
+    pub(crate) fn take_part(&mut self, k: usize, op: &FeatureOp, rows: usize) -> Option<Part> {
         let at = self.ops.iter().position(|(i, _)| *i == k)?;
         let fits = self.rows == rows && self.ops[at].1 == *op;
-        fits.then(|| &self.parts[at])
+        fits.then(|| std::mem::take(&mut self.parts[at]))
     }
 }
 
 impl Part {
     /// Appends every row not in `skip` (an empty row for a skipped one), as the operator would.
-    pub(crate) fn copy_to(&self, skip: &[bool], out: &mut SparseOut<'_>) {
-        if skip.iter().all(|s| !s) {
+    /// Into an empty `out` with nothing skipped, the rows move instead (`out`'s buffers are
+    /// dropped with `self`): the same contents without copying ~70 bytes per row.
+    pub(crate) fn move_to(mut self, skip: &[bool], out: &mut SparseOut<'_>) {
+        let none_skipped = skip.iter().all(|s| !s);
+        if none_skipped && out.indices.is_empty() && out.indptr[..] == [0] {
+            std::mem::swap(out.indptr, &mut self.indptr);
+            std::mem::swap(out.indices, &mut self.indices);
+            std::mem::swap(out.values, &mut self.values);
+            return;
+        }
+        if none_skipped {
             let base = out.indices.len();
             out.indices.extend_from_slice(&self.indices);
             out.values.extend_from_slice(&self.values);
@@ -198,12 +208,43 @@ mod tests {
             plain.transform(&batch, true, &mut want).expect("learns");
             let prepared = preparer.prepare(&batch).expect("prepares");
             ahead
-                .transform_prepared(&batch, Some(&prepared), &mut got)
+                .transform_prepared(&batch, Some(prepared), &mut got)
                 .expect("learns");
             assert_eq!(got, want);
             refused += want.rejected().len();
         }
         assert!(refused > 5, "late events were refused: {refused}");
+        assert_eq!(ahead, plain);
+    }
+
+    #[test]
+    fn a_lone_prepared_operator_moves_its_rows_into_the_batch() {
+        // one sparse operator and nothing refused: its rows become the batch's sparse part as
+        // they are (moved); a scratch batch reused across batches must not keep earlier rows
+        let configs: Vec<FeatureConfig> = configs(1)
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    FeatureConfig::Hash { .. } | FeatureConfig::StandardScaler { .. }
+                )
+            })
+            .take(2)
+            .collect();
+        let mut plain = FeatureSet::new(&configs, &schema()).expect("builds");
+        let mut ahead = plain.clone();
+        let preparer = Preparer::of(&ahead).expect("has a hasher");
+        assert_eq!(preparer.ops.len(), 1);
+        let (mut want, mut got) = (FeatureBatch::new(), FeatureBatch::new());
+        for batch in batches() {
+            plain.transform(&batch, true, &mut want).expect("learns");
+            let prepared = preparer.prepare(&batch).expect("prepares");
+            ahead
+                .transform_prepared(&batch, Some(prepared), &mut got)
+                .expect("learns");
+            assert_eq!(got, want);
+            assert!(want.rejected().is_empty());
+        }
         assert_eq!(ahead, plain);
     }
 
@@ -223,14 +264,14 @@ mod tests {
         let reseeded_rows = foreign.prepare(&batches[1]).expect("prepares");
         let wrong_batch = own.prepare(&batches[3]).expect("prepares");
         other
-            .transform_prepared(&batches[1], Some(&reseeded_rows), &mut got)
+            .transform_prepared(&batches[1], Some(reseeded_rows), &mut got)
             .expect("learns");
         assert_eq!(got, want);
         plain
             .transform(&batches[1], true, &mut want)
             .expect("learns");
         other
-            .transform_prepared(&batches[1], Some(&wrong_batch), &mut got)
+            .transform_prepared(&batches[1], Some(wrong_batch), &mut got)
             .expect("learns");
         assert_eq!(got, want);
     }

@@ -204,7 +204,7 @@ impl FeatureSet {
     pub fn transform_prepared(
         &mut self,
         batch: &RecordBatch,
-        prepared: Option<&crate::Prepared>,
+        mut prepared: Option<crate::Prepared>,
         out: &mut FeatureBatch,
     ) -> Result<()> {
         self.check_batch(batch)?;
@@ -229,9 +229,12 @@ impl FeatureSet {
         let count = sparse.len();
         let rows = batch.num_rows();
         assemble_sparse(rows, count, out, |k, part| {
-            match prepared.and_then(|p| p.part(k, sparse[k], rows)) {
+            match prepared
+                .as_mut()
+                .and_then(|p| p.take_part(k, sparse[k], rows))
+            {
                 Some(ready) => {
-                    ready.copy_to(&pass.skip, part);
+                    ready.move_to(&pass.skip, part);
                     Ok(())
                 }
                 None => sparse[k].learn_sparse(batch, &pass.skip, part),

@@ -225,7 +225,7 @@ impl TrainedModel {
         &mut self,
         spec: &ModelSpec,
         batch: &arrow_array::RecordBatch,
-        prepared: Option<&Prepared>,
+        prepared: Option<Prepared>,
         scratch: &mut FeatureBatch,
         json: bool,
         mut on_row: impl FnMut(usize, RowOutcome),

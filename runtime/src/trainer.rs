@@ -157,7 +157,7 @@ impl Trainer {
             self.dead_letter(dead)?;
         }
         let before = self.counters.learned;
-        self.learn(&chunk, prepared.as_ref())?;
+        self.learn(&chunk, prepared)?;
         self.metrics_ship()?;
         if let Some(sync) = self.sync.as_mut() {
             sync.after_learning(&mut self.model, self.counters.learned - before)?;
@@ -274,7 +274,7 @@ impl Trainer {
         Ok(())
     }
 
-    fn learn(&mut self, chunk: &Chunk, prepared: Option<&Prepared>) -> Result<()> {
+    fn learn(&mut self, chunk: &Chunk, prepared: Option<Prepared>) -> Result<()> {
         if let Some(handover) = self.handover.as_mut() {
             handover.note(&chunk.batch, &chunk.origins);
         }
