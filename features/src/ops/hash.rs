@@ -256,31 +256,54 @@ impl FeatureHasher {
     #[inline]
     fn push_entries(&self, entries: &mut [u64], indices: &mut Vec<u32>, values: &mut Vec<f64>) {
         sort_small(entries);
-        let start = indices.len();
+        let mut last = None;
         for &entry in entries.iter() {
             let index = (entry >> 1) as u32;
             let value = if entry & 1 == 1 { -1.0 } else { 1.0 };
             match values.last_mut() {
-                Some(v) if indices.len() > start && indices.last() == Some(&index) => *v += value,
+                Some(v) if last == Some(index) => *v += value,
                 _ => {
                     indices.push(index);
                     values.push(value);
+                    last = Some(index);
                 }
             }
         }
     }
 }
 
-/// Sorts a row's few entries without a branch on their values (a compare-exchange network,
-/// odd-even transposition): an insertion sort's branches on random coordinates mispredict about
-/// once per entry, which cost more than hashing the strings. Long rows take the library's sort.
+/// Sorts a row's few entries without a branch on their values: a compare-exchange network
+/// (odd-even transposition), unrolled for each length up to 8 (a row has one entry per field),
+/// since an insertion sort's branches on random coordinates mispredict about once per entry,
+/// which cost more than hashing the strings. Long rows take the library's sort.
 #[inline]
 fn sort_small(v: &mut [u64]) {
-    let n = v.len();
-    if n > 16 {
-        v.sort_unstable();
-        return;
+    match v.len() {
+        0 | 1 => {}
+        2 => network::<2>(v),
+        3 => network::<3>(v),
+        4 => network::<4>(v),
+        5 => network::<5>(v),
+        6 => network::<6>(v),
+        7 => network::<7>(v),
+        8 => network::<8>(v),
+        9..=16 => transposition(v),
+        _ => v.sort_unstable(),
     }
+}
+
+/// [`transposition`] on exactly `N` entries, its loops unrolled.
+#[inline(always)]
+fn network<const N: usize>(v: &mut [u64]) {
+    if let Some(v) = v.first_chunk_mut::<N>() {
+        transposition(v);
+    }
+}
+
+/// Odd-even transposition sort: `n` passes of compare-exchanges of neighbours.
+#[inline(always)]
+fn transposition(v: &mut [u64]) {
+    let n = v.len();
     for pass in 0..n {
         let mut i = pass & 1;
         while i + 1 < n {
