@@ -219,7 +219,8 @@ impl From<StreamingKMeans> for AnyModel {
     }
 }
 
-fn linear_prediction(m: &LinearModel, p: f64) -> Prediction {
+/// What a linear model's `predict_learn_one` value `p` means as a prediction.
+pub fn linear_prediction(m: &LinearModel, p: f64) -> Prediction {
     match m.loss() {
         crate::Loss::Logistic => Prediction::Probability(p),
         crate::Loss::Hinge => Prediction::Probability(crate::Loss::Logistic.predict(p)),

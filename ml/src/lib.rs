@@ -63,7 +63,7 @@ mod prefetch;
 #[cfg(test)]
 mod testutil;
 
-pub use any::{AnyModel, Prediction, Target};
+pub use any::{linear_prediction, AnyModel, Prediction, Target};
 pub use error::{MlError, Result};
 pub use kmeans::{HalfLifeUnit, KMeansParams, KMeansValidParams, StreamingKMeans};
 pub use learner::{FeatureVec, Learner, PREFETCH_AHEAD};
