@@ -74,16 +74,12 @@ fn whole_slice(
         }
         if field.ty == FieldType::Number {
             let numbers = slice.as_any().downcast_ref::<Float64Array>()?;
-            let valid = |ok: &dyn Fn(f64) -> bool| match numbers.null_count() {
-                0 => numbers.values().iter().all(|&x| ok(x)),
-                // the slot under a null holds no value worth checking
-                _ => numbers.iter().flatten().all(ok),
-            };
             // NaN fails the comparison and infinities exceed the bound.
-            if !valid(&|x| x.abs() <= MAX_ABS_NUMBER) {
+            if !all_valid(numbers, |x| x.abs() <= MAX_ABS_NUMBER) {
                 return None;
             }
-            if builder.binary_fields().contains(&i) && !valid(&|y| y == 0.0 || y == 1.0) {
+            if builder.binary_fields().contains(&i) && !all_valid(numbers, |y| y == 0.0 || y == 1.0)
+            {
                 return None;
             }
         }
@@ -108,6 +104,19 @@ fn whole_slice(
         Arc::new(arrow_schema::Schema::new(fields))
     };
     RecordBatch::try_new(schema, arrays).ok()
+}
+
+/// Whether `ok` holds for every value of `numbers` that is not null. Generic, so the check
+/// inlines into a loop over the column (through `&dyn Fn` it was a call per value: about a
+/// tenth of the source thread's time on a numeric stream).
+#[inline]
+fn all_valid(numbers: &Float64Array, ok: impl Fn(f64) -> bool) -> bool {
+    match numbers.null_count() {
+        // a fold rather than `all`: no early exit, so the loop vectorises (a bad value is rare)
+        0 => numbers.values().iter().fold(true, |all, &x| all & ok(x)),
+        // the slot under a null holds no value worth checking
+        _ => numbers.iter().flatten().all(ok),
+    }
 }
 
 /// Reads Parquet / Arrow IPC files in order; a thread decodes ahead ([`spawn_decoder`]).
