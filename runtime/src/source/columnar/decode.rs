@@ -121,15 +121,30 @@ fn dictionary_hint(
     )))
 }
 
-/// The Arrow schema of a columnar file (its first batch's).
+/// The Arrow schema of a columnar file, from its footer (nothing decoded); an error for a file
+/// without rows.
 pub fn columnar_schema(path: &Path) -> Result<arrow_schema::SchemaRef> {
-    let (mut batches, _) = open_batches(path, &[])?;
-    match batches.next() {
-        Some(batch) => Ok(batch
-            .map_err(|e| input_error(path, format!("reading: {e}")))?
-            .schema()),
-        None => Err(input_error(path, "no rows".into())),
+    let file = File::open(path).map_err(|e| RuntimeError::io("opening", path, e))?;
+    let fail = |e: &dyn std::fmt::Display| input_error(path, format!("reading: {e}"));
+    let (schema, empty) = match Columnar::of(path) {
+        Some(Columnar::Parquet) => {
+            let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
+            let metadata = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&file, options)
+                .map_err(|e| fail(&e))?;
+            let rows = metadata.metadata().file_metadata().num_rows();
+            (Arc::clone(metadata.schema()), rows == 0)
+        }
+        Some(Columnar::ArrowIpc) => {
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(file, None).map_err(|e| fail(&e))?;
+            (reader.schema(), reader.num_batches() == 0)
+        }
+        None => return Err(input_error(path, "not a Parquet or Arrow IPC file".into())),
+    };
+    if empty {
+        return Err(input_error(path, "no rows".into()));
     }
+    Ok(schema)
 }
 
 /// A decoded batch of a columnar file, cast to the pipeline's columns, or the file's end.
