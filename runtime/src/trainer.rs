@@ -315,8 +315,11 @@ impl Trainer {
                         version: model_version,
                         ..
                     } => {
-                        let prediction = json.unwrap_or_default();
                         learned += 1;
+                        // without a sink or the latest, the row needs nothing more (a replay)
+                        let Some(prediction) = json else {
+                            return;
+                        };
                         let key = keys
                             .as_ref()
                             .filter(|k| k.is_valid(row))
