@@ -153,7 +153,9 @@ impl Scorer {
 
     /// Hands `model`'s metrics to the thread (the model keeps an empty stand-in).
     pub(crate) fn away(&mut self, model: &mut TrainedModel) -> Result<()> {
-        self.flush(model)?;
+        // pairs gathered while the metrics were here are scored here; while they are away,
+        // pairs keep gathering up to the shipping size
+        self.ship(model)?;
         if self.away {
             return Ok(());
         }
@@ -278,6 +280,36 @@ mod tests {
             assert_eq!(deferred.metrics.count(), inline.metrics.count());
             assert!(inline.metrics.count() > 1_000);
         }
+    }
+
+    #[test]
+    fn pairs_gather_to_the_shipping_size_while_the_metrics_are_away() {
+        let (spec, mut model) = model(Task::Binary);
+        let mut scorer = Scorer::start(&mut model).unwrap().expect("deferrable");
+        scorer.ship_at = 100;
+        let mut scratch = FeatureBatch::new();
+        let mut shipped = Vec::new();
+        for k in 0..12 {
+            let batch = batch(&spec, k, Task::Binary);
+            model
+                .learn_batch(&spec, &batch, &mut scratch, |_, _| {})
+                .unwrap();
+            let before = model.scored.as_ref().map_or(0, Vec::len);
+            // what the trainer does after every chunk
+            scorer.ship(&mut model).unwrap();
+            scorer.away(&mut model).unwrap();
+            match model.scored.as_ref().map_or(0, Vec::len) {
+                0 => shipped.push(before),
+                after => assert_eq!(after, before, "batch {k}"),
+            }
+        }
+        // batches of 37 rows (a few labels unscored): a list leaves once 100 pairs gathered
+        assert!(shipped.len() >= 3, "{shipped:?}");
+        assert!(
+            shipped.iter().all(|&n| (100..140).contains(&n)),
+            "{shipped:?}"
+        );
+        scorer.stop(&mut model).unwrap();
     }
 
     #[test]
