@@ -202,29 +202,35 @@ impl StandardScaler {
         while j < self.fields.len() {
             let values = column::<Float64Array>(batch, self.columns[j])?;
             #[cfg(target_arch = "x86_64")]
-            if j + 3 < self.fields.len()
+            if j + 3 <= self.fields.len()
                 && skip.is_empty()
                 && batch.num_rows() >= QUAD_ROWS
                 && std::arch::is_x86_feature_detected!("avx")
             {
-                let four = [0, 1, 2, 3].map(|k| column::<Float64Array>(batch, self.columns[j + k]));
-                if let [Ok(a), Ok(b), Ok(c), Ok(d)] = &four {
-                    if [a, b, c, d].iter().all(|v| v.null_count() == 0) {
-                        let columns = [a, b, c, d].map(|v| &v.values()[..]);
-                        #[allow(unsafe_code)]
-                        // SAFETY: the CPU has AVX (checked just above).
-                        unsafe {
-                            run_quad(
-                                &mut self.moments[j..j + 4],
-                                columns,
-                                dense,
-                                self.offset + j,
-                                width,
-                            )
-                        };
-                        j += 4;
-                        continue;
-                    }
+                // four columns, or the last three with a fourth lane computed and dropped
+                let n = (self.fields.len() - j).min(4);
+                let picked: Vec<_> = (0..n)
+                    .map(|k| column::<Float64Array>(batch, self.columns[j + k]))
+                    .collect();
+                let arrays: Option<Vec<&Float64Array>> =
+                    picked.iter().map(|c| c.as_ref().ok().copied()).collect();
+                if let Some(arrays) = arrays.filter(|a| a.iter().all(|v| v.null_count() == 0)) {
+                    let last = &arrays[n - 1].values()[..];
+                    let columns =
+                        [0, 1, 2, 3].map(|k| arrays.get(k).map_or(last, |v| &v.values()[..]));
+                    #[allow(unsafe_code)]
+                    // SAFETY: the CPU has AVX (checked just above).
+                    unsafe {
+                        run_quad(
+                            &mut self.moments[j..j + n],
+                            columns,
+                            dense,
+                            self.offset + j,
+                            width,
+                        )
+                    };
+                    j += n;
+                    continue;
                 }
             }
             #[cfg(target_arch = "x86_64")]
@@ -384,9 +390,10 @@ fn run_pair(
 #[cfg(target_arch = "x86_64")]
 const QUAD_ROWS: usize = 16;
 
-/// [`run_pair`] for four adjacent columns, one AVX lane each: the same operations in the same
-/// order, so the same bits, with one 256-bit division doing the work of four where the divider
-/// has the width (it bounds this loop: three divisions and a square root per value).
+/// [`run_pair`] for four adjacent columns (or three, the last of a scaler's), one AVX lane each:
+/// the same operations in the same order, so the same bits, with one 256-bit division doing the
+/// work of four where the divider has the width (it bounds this loop: three divisions and a
+/// square root per value).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 fn run_quad(
@@ -399,8 +406,12 @@ fn run_quad(
     use std::arch::x86_64::*;
     let width = width.max(1);
     let rows = columns.iter().map(|c| c.len()).min().unwrap_or(0);
+    // Three columns run with the third's data and state in a fourth lane, whose results are
+    // dropped (lanes are independent, so the three kept are the same bits).
+    let n = quad.len().min(4);
+    let lane = |k: usize| &quad[k.min(n - 1)];
     let lanes =
-        |f: fn(&Moments) -> f64| _mm256_set_pd(f(&quad[3]), f(&quad[2]), f(&quad[1]), f(&quad[0]));
+        |f: fn(&Moments) -> f64| _mm256_set_pd(f(lane(3)), f(lane(2)), f(lane(1)), f(lane(0)));
     // Lane k is column k (`_mm256_set_pd` takes the highest lane first).
     let mut count = lanes(|m| m.count as f64);
     let mut mean = lanes(|m| m.mean);
@@ -411,7 +422,7 @@ fn run_quad(
     let magnitude = _mm256_set1_pd(f64::from_bits(!(1u64 << 63)));
     let mut done = 0u64;
     for (i, row) in dense.chunks_mut(width).take(rows).enumerate() {
-        let Some(out) = row.get_mut(at..at + 4) else {
+        let Some(out) = row.get_mut(at..at + n) else {
             break;
         };
         let x = _mm256_set_pd(columns[3][i], columns[2][i], columns[1][i], columns[0][i]);
@@ -428,7 +439,7 @@ fn run_quad(
             _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(scaled, magnitude), infinity),
         );
         let [low, high] = halves(_mm256_and_pd(scaled, keep));
-        out.copy_from_slice(&[low[0], low[1], high[0], high[1]]);
+        out.copy_from_slice(&[low[0], low[1], high[0], high[1]][..n]);
         done += 1;
     }
     let (mean, m2) = (halves(mean), halves(m2));
@@ -486,6 +497,7 @@ mod tests {
     /// at a time where the CPU has AVX, pairs otherwise).
     #[test]
     fn columns_learned_in_fours_and_pairs_give_the_bits_of_one_at_a_time() {
+        // 3 and 7 end with three columns in four lanes, 5 with a single column
         for n in [2, 3, 5, 7] {
             learned_together_as_one_at_a_time(&["a", "b", "c", "d", "e", "f", "g"][..n]);
         }
