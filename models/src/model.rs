@@ -159,11 +159,8 @@ fn learn_linear_rows(
             continue; // unlabelled
         }
         let y = ys.value(row);
-        // the general loop's prefetch of a row a few ahead
-        let ahead = row + eddy_ml::PREFETCH_AHEAD;
-        if ahead < scratch.len() {
-            let (indices, values) = scratch.sparse_row(ahead);
-            model.prefetch(&FeatureVec::sparse(indices, values));
+        if let Some(x) = row_ahead(scratch, row) {
+            model.prefetch(&x);
         }
         let (dense, indices, values) = scratch.row(row);
         match model.predict_learn_one(&FeatureVec::new(dense, indices, values), y, 1.0) {
@@ -186,6 +183,17 @@ fn learn_linear_rows(
         }
     }
     version - first
+}
+
+/// The sparse part of the row [`eddy_ml::PREFETCH_AHEAD`] rows after `row`, if the batch has
+/// it: what a learner's prefetch asks the cache for while `row` is learned.
+#[inline]
+fn row_ahead(scratch: &FeatureBatch, row: usize) -> Option<FeatureVec<'_>> {
+    let ahead = row + eddy_ml::PREFETCH_AHEAD;
+    (ahead < scratch.len()).then(|| {
+        let (indices, values) = scratch.sparse_row(ahead);
+        FeatureVec::sparse(indices, values)
+    })
 }
 
 fn learner_refusal(e: &MlError) -> DecodeError {
@@ -314,10 +322,8 @@ impl TrainedModel {
             // A hashed model's coordinates are cache misses into a table of megabytes: asking
             // for those of a row a few ahead lets them load while this one is learned. (Per-key
             // models are small and found by key, so they go without.)
-            let ahead = row + eddy_ml::PREFETCH_AHEAD;
-            if let (Learners::One(model), true) = (&self.learner, ahead < scratch.len()) {
-                let (indices, values) = scratch.sparse_row(ahead);
-                model.prefetch(&FeatureVec::sparse(indices, values));
+            if let (Learners::One(model), Some(x)) = (&self.learner, row_ahead(scratch, row)) {
+                model.prefetch(&x);
             }
             let (dense, indices, values) = scratch.row(row);
             let x = FeatureVec::new(dense, indices, values);
