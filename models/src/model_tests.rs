@@ -10,6 +10,20 @@ fn logistic() -> LearnerParams {
     LearnerParams::Linear(LinearModel::params(Loss::Logistic).check().expect("valid"))
 }
 
+/// `n` records of the spec's fields `a`, `b`, `c` and a binary `y`, a pattern repeating.
+fn abc_lines(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"a": {i}, "b": {}, "c": "v{}", "y": {}}}"#,
+                i % 7,
+                i % 3,
+                i % 2
+            )
+        })
+        .collect()
+}
+
 fn learn(model: &mut TrainedModel, spec: &ModelSpec, lines: &[String]) -> Vec<RowOutcome> {
     let mut builder = spec.batch_builder();
     for line in lines {
@@ -101,17 +115,7 @@ fn the_linear_loop_learns_as_the_general_one() {
 fn serving_predicts_what_training_would_predict() {
     let spec = Arc::new(spec());
     let mut model = TrainedModel::new(&spec, &logistic(), None, 10).expect("model");
-    let lines: Vec<String> = (0..50)
-        .map(|i| {
-            format!(
-                r#"{{"a": {}, "b": {}, "c": "v{}", "y": {}}}"#,
-                i,
-                i % 7,
-                i % 3,
-                i % 2
-            )
-        })
-        .collect();
+    let lines = abc_lines(50);
     let outcomes = learn(&mut model, &spec, &lines);
     assert!(outcomes
         .iter()
@@ -151,17 +155,7 @@ fn serving_predicts_what_training_would_predict() {
 fn explanations_add_up_to_the_margin() {
     let spec = Arc::new(spec());
     let mut model = TrainedModel::new(&spec, &logistic(), None, 10).expect("model");
-    let lines: Vec<String> = (0..100)
-        .map(|i| {
-            format!(
-                r#"{{"a": {}, "b": {}, "c": "v{}", "y": {}}}"#,
-                i,
-                i % 7,
-                i % 3,
-                i % 2
-            )
-        })
-        .collect();
+    let lines = abc_lines(100);
     learn(&mut model, &spec, &lines);
     let snapshot = model.snapshot(Arc::clone(&spec));
     let raw = br#"{"a": 3, "b": 1, "c": "v1"}"#.as_slice();

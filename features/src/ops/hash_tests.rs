@@ -71,6 +71,11 @@ fn dictionary_batch(rows: &[[Option<&str>; 3]], dictionary: &ArrayRef) -> Record
             Arc::new(DictionaryArray::try_new(keys, Arc::clone(dictionary)).unwrap()) as _
         })
         .collect();
+    site_app_os(columns)
+}
+
+/// A batch of three columns named `site`, `app` and `os`, of whatever types they have.
+fn site_app_os(columns: Vec<ArrayRef>) -> RecordBatch {
     let fields: Vec<arrow_schema::Field> = ["site", "app", "os"]
         .iter()
         .zip(&columns)
@@ -151,12 +156,7 @@ fn remembered_dictionaries_without_null_keys_hash_in_blocks_like_plain_columns()
             Arc::new(DictionaryArray::try_new(keys, Arc::clone(&dictionary)).unwrap()) as _
         })
         .collect();
-    let fields: Vec<arrow_schema::Field> = ["site", "app", "os"]
-        .iter()
-        .zip(&columns)
-        .map(|(n, c)| arrow_schema::Field::new(*n, c.data_type().clone(), false))
-        .collect();
-    let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap();
+    let batch = site_app_os(columns);
     for signed in [false, true] {
         let mut h = hasher(3, 11, 40);
         h.set_signed(signed);
