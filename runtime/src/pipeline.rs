@@ -177,27 +177,23 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let (model, counters, events_base, position, predictions_len, dead_letters_len) =
         match (restored, continued) {
             (Some((_, c)), _) => (
-                c.model,
+                Some(c.model),
                 c.counters,
                 c.events_base,
                 Some(c.position),
                 c.predictions_len,
                 c.dead_letters_len,
             ),
-            (None, Some(c)) => (c.model, c.counters, c.counters.events, None, None, None),
-            (None, None) => (
-                TrainedModel::new(
-                    &spec,
-                    &valid.learner,
-                    config.model.per_key.then_some(config.model.max_models),
-                    config.model.metrics_window,
-                )?,
-                Counters::default(),
-                0,
+            (None, Some(c)) => (
+                Some(c.model),
+                c.counters,
+                c.counters.events,
                 None,
                 None,
                 None,
             ),
+            // a fresh model is built once the source is open (below)
+            (None, None) => (None, Counters::default(), 0, None, None, None),
         };
 
     let mut registry = Registry::default();
@@ -208,8 +204,15 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CHUNKS);
     let rebalance = Arc::new(TrainerRebalance { tx: tx.clone() });
     let meter = Arc::new(crate::source::InputMeter::default());
-    let dictionary_fields = model
-        .features
+    let fresh_features;
+    let features = match &model {
+        Some(model) => &model.features,
+        None => {
+            fresh_features = eddy_features::FeatureSet::new(&spec.feature_configs, &spec.schema)?;
+            &fresh_features
+        }
+    };
+    let dictionary_fields = features
         .hash_only_fields()
         .into_iter()
         .filter(|f| Some(*f) != spec.key_field.as_deref() && Some(*f) != spec.target.as_deref())
@@ -223,6 +226,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         meter: Arc::clone(&meter),
         dictionary_fields,
     })?;
+    // Built after the source: a columnar source decodes its first batch meanwhile, and a large
+    // hashed model spends about as long zeroing its table.
+    let model = match model {
+        Some(model) => model,
+        None => TrainedModel::new(
+            &spec,
+            &valid.learner,
+            config.model.per_key.then_some(config.model.max_models),
+            config.model.metrics_window,
+        )?,
+    };
     let committer = source.committer();
     let predictions = config
         .sinks

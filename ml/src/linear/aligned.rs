@@ -27,7 +27,8 @@ impl AlignedF64s {
             return Self::from_vec(Vec::new());
         }
         // zeroed memory straight from the allocator (calloc), on huge pages when large
-        Self::place(crate::pages::zeroed_table(len + ALIGN / 8 - 1), len)
+        let (buf, start) = crate::pages::zeroed_span(len, ALIGN);
+        Self { buf, start, len }
     }
 
     /// Keeps `v` if it happens to be aligned and small enough for normal pages (see
@@ -49,17 +50,6 @@ impl AlignedF64s {
         let mut aligned = Self::zeros(values.len());
         aligned.copy_from_slice(values);
         aligned
-    }
-
-    /// `len` numbers inside `buf` (which has room for the offset), from its first aligned one.
-    fn place(buf: Vec<f64>, len: usize) -> Self {
-        // an 8-byte aligned pointer is at most 3 numbers from a 32-byte boundary; anything else
-        // (`align_offset` may give up) falls back to the start, which is correct, only slower
-        let start = match buf.as_ptr().align_offset(ALIGN) {
-            s if s + len <= buf.len() => s,
-            _ => 0,
-        };
-        Self { buf, start, len }
     }
 }
 

@@ -190,7 +190,24 @@ impl ColumnarSource {
                 }
             }
         }
+        // decoding starts now, so the first batch is under way while the pipeline builds the
+        // model (zeroing its table) and the rest
+        source.start_decoding()?;
         Ok(source)
+    }
+
+    fn start_decoding(&mut self) -> Result<()> {
+        if self.decoded.is_none() {
+            let schema = Arc::clone(self.builder.schema());
+            self.decoded = Some(spawn_decoder(
+                self.files.clone(),
+                self.index,
+                schema,
+                self.dictionary.clone(),
+                Arc::clone(&self.meter),
+            )?);
+        }
+        Ok(())
     }
 
     fn skip_rows(&mut self, rows: u64) -> Result<()> {
@@ -215,16 +232,7 @@ impl ColumnarSource {
 
     /// Takes the current file's next decoded batch; false at the end of the file.
     fn next_batch(&mut self) -> Result<bool> {
-        if self.decoded.is_none() {
-            let schema = Arc::clone(self.builder.schema());
-            self.decoded = Some(spawn_decoder(
-                self.files.clone(),
-                self.index,
-                schema,
-                self.dictionary.clone(),
-                Arc::clone(&self.meter),
-            )?);
-        }
+        self.start_decoding()?;
         let received = self
             .decoded
             .as_ref()
