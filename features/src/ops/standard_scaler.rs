@@ -439,7 +439,13 @@ fn run_quad(
             _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(scaled, magnitude), infinity),
         );
         let [low, high] = halves(_mm256_and_pd(scaled, keep));
-        out.copy_from_slice(&[low[0], low[1], high[0], high[1]][..n]);
+        let v = [low[0], low[1], high[0], high[1]];
+        // fixed lengths: `copy_from_slice` of `n` values was a call to memcpy per row
+        match out {
+            [a, b, c, d] => [*a, *b, *c, *d] = v,
+            [a, b, c] => [*a, *b, *c] = [v[0], v[1], v[2]],
+            rest => rest.copy_from_slice(&v[..rest.len()]),
+        }
         done += 1;
     }
     let (mean, m2) = (halves(mean), halves(m2));
