@@ -151,9 +151,9 @@ mod tests {
         mode.is_ok_and(|m| m.contains("[madvise]") || m.contains("[always]"))
     }
 
-    /// Kilobytes on anonymous huge pages in the mapping holding `addr`, from /proc/self/smaps.
+    /// The kilobytes of smaps field `field` (e.g. `"Rss:"`) of the mapping holding `addr`.
     #[cfg(target_os = "linux")]
-    fn huge_kb_at(addr: usize) -> Option<usize> {
+    fn smaps_kb_at(addr: usize, field: &str) -> Option<usize> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
@@ -167,7 +167,7 @@ mod tests {
                     }
                 }
             }
-            if let Some(kb) = line.strip_prefix("AnonHugePages:").filter(|_| inside) {
+            if let Some(kb) = line.strip_prefix(field).filter(|_| inside) {
                 return kb.trim().trim_end_matches(" kB").parse::<usize>().ok();
             }
         }
@@ -188,30 +188,30 @@ mod tests {
         }
         // the advice splits the mapping: the advised part starts at the first 2 MiB boundary
         let addr = (t.as_ptr() as usize).next_multiple_of(HUGE_PAGE);
-        let huge_kb = huge_kb_at(addr);
+        let huge_kb = smaps_kb_at(addr, "AnonHugePages:");
         assert!(huge_kb.unwrap_or(0) >= 2048, "{huge_kb:?} kB on huge pages");
         assert_eq!(t[512], 512.0);
     }
 
-    /// A large span starts on a huge page boundary and, before anything but its construction
-    /// wrote to it, already sits on huge pages from end to end: the construction wrote each page
-    /// (so the learner's first reads find allocated memory, not the shared zero page).
+    /// A large span starts on a huge page boundary and is resident from end to end before
+    /// anything but its construction wrote to it: the construction wrote each page (so the
+    /// learner's first reads find allocated memory, not the shared zero page). Whether the kernel
+    /// found huge pages for it depends on its free memory at the time, so that is not asserted.
     #[test]
     fn a_large_span_is_aligned_and_written_on_construction() {
-        let len = (5 << 20) / 8 + 5; // 5 MiB and 5 numbers: three huge pages
+        let len = (5 << 20) / 8 + 5; // 5 MiB and 5 numbers
         let (buf, start) = zeroed_span(len, 32);
         assert!(buf.len() >= start + len);
-        assert!(buf[start..start + len].iter().all(|&z| z.to_bits() == 0));
-        let small = zeroed_span(5, 32);
-        assert_eq!(small.0[small.1..].as_ptr().align_offset(32), 0);
         #[cfg(target_os = "linux")]
         {
             let addr = buf[start..].as_ptr() as usize;
             assert_eq!(addr % HUGE_PAGE, 0);
-            if kernel_offers_huge_pages() {
-                let huge_kb = huge_kb_at(addr);
-                assert!(huge_kb.unwrap_or(0) >= 6144, "{huge_kb:?} kB on huge pages");
-            }
+            // read before the contents are: reading maps pages too
+            let rss = smaps_kb_at(addr, "Rss:").unwrap_or(0);
+            assert!(rss >= len * 8 / 1024, "{rss} kB resident");
         }
+        assert!(buf[start..start + len].iter().all(|&z| z.to_bits() == 0));
+        let small = zeroed_span(5, 32);
+        assert_eq!(small.0[small.1..].as_ptr().align_offset(32), 0);
     }
 }
