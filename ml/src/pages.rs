@@ -34,28 +34,25 @@ pub(crate) fn zeroed_table(len: usize) -> Vec<f64> {
 }
 
 /// `len` zeros inside a buffer, from its index `start` on, which is `align`-byte aligned (a power
-/// of two, at least 8). A large table instead starts on a huge page boundary and ends on one
-/// (the buffer holds the spare numbers around it, never written, so never backed by memory),
-/// which puts all of it on huge pages rather than the whole huge pages inside it only, and it
-/// is written once per page ([`touch`]).
+/// of two, at least 8). A large table instead starts on a huge page boundary (the buffer holds
+/// the spare numbers in front, never written, so never backed by memory), which puts every whole
+/// 2 MiB of it on a huge page, and it is written once per page ([`touch`]). A last part shorter
+/// than a huge page stays on normal pages: rounded up to one, a table of 2^18 FTRL coordinates
+/// and three dense ones (8 MiB and 96 bytes) took 10 MiB, 2 MiB of it zeroed for 96 bytes (a
+/// 1,000-event replay of the CTR file: 7.80 -> 6.65 ms, medians of 40 alternating runs).
 pub(crate) fn zeroed_span(len: usize, align: usize) -> (Vec<f64>, usize) {
     let huge = len * 8 >= MIN_BYTES;
     #[cfg(target_os = "linux")]
-    let (align, room) = match huge {
-        true => (HUGE_PAGE, len.next_multiple_of(HUGE_PAGE / 8)),
-        false => (align, len),
-    };
-    #[cfg(not(target_os = "linux"))]
-    let room = len;
-    let mut buf = vec![0.0; room + align / 8 - 1];
+    let align = if huge { HUGE_PAGE } else { align };
+    let mut buf = vec![0.0; len + align / 8 - 1];
     // an 8-byte aligned pointer is at most `align / 8 - 1` numbers from an `align` boundary;
     // anything else (`align_offset` may give up) falls back to the start, correct, only slower
     let start = match buf.as_ptr().align_offset(align) {
-        s if s + room <= buf.len() => s,
+        s if s + len <= buf.len() => s,
         _ => 0,
     };
     if huge {
-        advise_huge(&buf[start..start + room]);
+        advise_huge(&buf[start..start + len]);
         touch(&mut buf[start..start + len]);
     }
     (buf, start)
@@ -206,9 +203,16 @@ mod tests {
         {
             let addr = buf[start..].as_ptr() as usize;
             assert_eq!(addr % HUGE_PAGE, 0);
-            // read before the contents are: reading maps pages too
+            // read before the contents are: reading maps pages too. The whole huge pages form
+            // one mapping (the advice split it off), the rest of the table another.
             let rss = smaps_kb_at(addr, "Rss:").unwrap_or(0);
-            assert!(rss >= len * 8 / 1024, "{rss} kB resident");
+            assert!(
+                rss >= len * 8 / HUGE_PAGE * HUGE_PAGE / 1024,
+                "{rss} kB resident"
+            );
+            let tail = buf[start + len - 1..].as_ptr() as usize;
+            let rss = smaps_kb_at(tail, "Rss:").unwrap_or(0);
+            assert!(rss >= 4, "{rss} kB of the tail resident");
         }
         assert!(buf[start..start + len].iter().all(|&z| z.to_bits() == 0));
         let small = zeroed_span(5, 32);
