@@ -170,9 +170,10 @@ fn quad(
     let g = clamp(_mm256_set_pd(g[3], g[2], g[1], g[0]), GRAD_LIMIT);
     // Each coordinate is read and written whole, as one 32-byte row, and transposed in
     // registers. Built lane by lane instead, the compiler mixed 8- and 16-byte loads and stores
-    // of the rows and the stage ran at 8.3M rather than 12.3M events/s (the same loop otherwise);
-    // why is not established: a microbenchmark of two 8-byte stores read back by one 16-byte
-    // load forwarded in 12 cycles on this machine, as fast as matching sizes.
+    // of the rows, and with the entries found by a chained iterator left out of line the stage
+    // ran at 8.3M rather than 12.3M events/s; the two causes were not measured apart (a
+    // microbenchmark of two 8-byte stores read back by one 16-byte load forwarded in 12 cycles
+    // on this machine, as fast as matching sizes).
     let [ra, rb, rc, rd] = [load(a), load(b), load(c), load(d)];
     // [wa wb sa sb], [za zb xa xb], [wc wd sc sd], [zc zd xc xd]
     let (ab_ws, ab_zx) = (_mm256_unpacklo_pd(ra, rb), _mm256_unpackhi_pd(ra, rb));
