@@ -23,9 +23,12 @@ pub(crate) fn wants_huge(values: &[f64]) -> bool {
     std::mem::size_of_val(values) >= MIN_BYTES
 }
 
-/// `len` zeros, on huge pages where the kernel has them to give. The memory comes from the
-/// allocator untouched (a fresh zeroed mapping, as `vec![0.0; len]` gets it), so the advice
+/// `len` zeros, on huge pages where the kernel has them to give. The memory usually comes from
+/// the allocator untouched (a fresh zeroed mapping, as `vec![0.0; len]` gets it), so the advice
 /// applies from the first write on; a large table is then written once per page ([`touch`]).
+/// glibc may instead hand out a block it reuses from a thread's heap, already on normal pages
+/// (and zeroed by `calloc`); the table then works the same, without huge pages until the
+/// kernel's background thread merges them.
 pub(crate) fn zeroed_table(len: usize) -> Vec<f64> {
     let mut v = vec![0.0; len];
     advise_huge(&v);
@@ -192,8 +195,11 @@ mod tests {
 
     /// A large span starts on a huge page boundary and is resident from end to end before
     /// anything but its construction wrote to it: the construction wrote each page (so the
-    /// learner's first reads find allocated memory, not the shared zero page). Whether the kernel
-    /// found huge pages for it depends on its free memory at the time, so that is not asserted.
+    /// learner's first reads find allocated memory, not the shared zero page). Whether it sits on
+    /// huge pages is not asserted: in a test binary running many threads, glibc may hand out a
+    /// block reused from a thread's heap, already on normal pages (this test once saw 0 kB on
+    /// huge pages while /proc/vmstat's `thp_fault_fallback` stayed 0, so the kernel had not
+    /// refused any).
     #[test]
     fn a_large_span_is_aligned_and_written_on_construction() {
         let len = (5 << 20) / 8 + 5; // 5 MiB and 5 numbers
