@@ -88,34 +88,21 @@ fn each_active(len: usize, x: &FeatureVec<'_>, g: f64, mut f: impl FnMut(usize, 
 }
 
 /// [`ftrl_active`] four coordinates at a time, on a CPU with AVX: the active coordinates are
-/// gathered into blocks on the stack, and [`quad_steps`] steps each block. (Stepping in the loops
-/// that find the coordinates left `quad` out of line: the inliner weighs each of its call sites
-/// against its size, and a closure does not take this function's target feature.)
+/// gathered into blocks on the stack, and [`quad_steps`] steps each block, so that `quad` has
+/// one call site and inlines.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 fn ftrl_quads(coords: &mut [[f64; 4]], x: &FeatureVec<'_>, g: f64, k: FtrlConsts) {
     let mut block = [(0usize, 0.0f64); BLOCK];
     let mut n = 0;
-    let len = coords.len();
-    let dense = x.dense_part();
-    for (j, &xj) in dense.iter().take(len).enumerate() {
-        block[n] = (j, g * xj);
+    each_active(coords.len(), x, g, |j, gj| {
+        block[n] = (j, gj);
         n += 1;
         if n == BLOCK {
             quad_steps(coords, &block, k);
             n = 0;
         }
-    }
-    for (&i, &xi) in x.indices().iter().zip(x.values()) {
-        if (i as usize) < len {
-            block[n] = (i as usize, g * xi);
-            n += 1;
-            if n == BLOCK {
-                quad_steps(coords, &block, k);
-                n = 0;
-            }
-        }
-    }
+    });
     quad_steps(coords, &block[..n], k);
 }
 
