@@ -20,7 +20,12 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// Whether `values` is large enough to be worth huge pages.
 pub(crate) fn wants_huge(values: &[f64]) -> bool {
-    std::mem::size_of_val(values) >= MIN_BYTES
+    large(values.len())
+}
+
+/// Whether a table of `len` numbers is large enough to be worth huge pages.
+fn large(len: usize) -> bool {
+    len * std::mem::size_of::<f64>() >= MIN_BYTES
 }
 
 /// `len` zeros, on huge pages where the kernel has them to give. The memory usually comes from
@@ -44,7 +49,7 @@ pub(crate) fn zeroed_table(len: usize) -> Vec<f64> {
 /// and three dense ones (8 MiB and 96 bytes) took 10 MiB, 2 MiB of it zeroed for 96 bytes (a
 /// 1,000-event replay of the CTR file: 7.80 -> 6.65 ms, medians of 40 alternating runs).
 pub(crate) fn zeroed_span(len: usize, align: usize) -> (Vec<f64>, usize) {
-    let huge = len * 8 >= MIN_BYTES;
+    let huge = large(len);
     #[cfg(target_os = "linux")]
     let align = if huge { HUGE_PAGE } else { align };
     let mut buf = vec![0.0; len + align / 8 - 1];
