@@ -19,6 +19,7 @@ mod handover;
 pub mod metrics;
 mod model_config;
 pub mod pipeline;
+mod placement;
 pub mod presets;
 mod priority;
 pub mod quick;

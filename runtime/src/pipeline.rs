@@ -399,20 +399,25 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         last_checkpoint_path: None,
         scorer: None,
     };
-    trainer.scorer = crate::scoring::Scorer::start(&mut trainer.model)?;
-
-    let batch_size = config.source.batch_size();
-    let stop = options.stop.clone();
-    let max_events = options.max_events;
-    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     // Serving goes first: the source and the trainer yield the CPU to the HTTP threads.
     let step_back = match (config.serve.enabled, config.serve.trainer_idle) {
         (false, _) => Yield::Nice(0),
         (true, true) => Yield::Idle,
         (true, false) => Yield::Nice(config.serve.trainer_nice),
     };
+    trainer.scorer = crate::scoring::Scorer::start(&mut trainer.model, step_back)?;
+    tracing::debug!(
+        cpu = ?crate::placement::trainer_cpu(),
+        "the source and scoring threads keep off this CPU"
+    );
+
+    let batch_size = config.source.batch_size();
+    let stop = options.stop.clone();
+    let max_events = options.max_events;
+    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     let preparer = trainer.model.preparer();
     let reader = tokio::task::spawn_blocking(move || {
+        let _placed = crate::placement::off_trainer_cpu();
         let _lowered = crate::priority::lower_this_thread(step_back);
         let mut read = 0u64;
         loop {

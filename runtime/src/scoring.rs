@@ -19,6 +19,7 @@ use eddy_ml::ProgressiveMetrics;
 use eddy_models::TrainedModel;
 
 use crate::error::{Result, RuntimeError};
+use crate::priority::{lower_this_thread, Yield};
 
 /// Lists of pairs shipped and not yet scored, before the trainer waits.
 const SHIPPED: usize = 4;
@@ -27,6 +28,9 @@ const SHIPPED: usize = 4;
 /// events rather than every chunk, as each one costs both threads kernel time (on a 2-vCPU VM,
 /// the trainer's share was ~1.5% of its time at one wake-up per 8,192-row chunk).
 const SHIP_PAIRS: usize = 1 << 15;
+
+/// The scoring thread's nice value at least.
+const NICE: i32 = 10;
 
 enum Job {
     Score(Vec<(f64, f64)>),
@@ -51,8 +55,11 @@ pub(crate) struct Scorer {
 
 impl Scorer {
     /// Starts scoring for `model` if its task allows it (binary and regression); `None` leaves
-    /// the model scoring its events itself.
-    pub(crate) fn start(model: &mut TrainedModel) -> Result<Option<Scorer>> {
+    /// the model scoring its events itself. The thread runs at a lower priority than the
+    /// trainer and the source threads (`step_back`, the trainer's, or nice [`NICE`] if that is
+    /// higher): it has time to spare, and on a CPU it shares with the source threads they, which
+    /// the trainer waits for, go first.
+    pub(crate) fn start(model: &mut TrainedModel, step_back: Yield) -> Result<Option<Scorer>> {
         if !model.defer_scoring() {
             return Ok(None);
         }
@@ -62,6 +69,11 @@ impl Scorer {
         let thread = std::thread::Builder::new()
             .name("eddy-score".into())
             .spawn(move || {
+                let _placed = crate::placement::off_trainer_cpu();
+                let _lowered = lower_this_thread(match step_back {
+                    Yield::Nice(nice) => Yield::Nice(nice.max(NICE)),
+                    Yield::Idle => Yield::Idle,
+                });
                 let mut metrics: Option<Box<ProgressiveMetrics>> = None;
                 for job in inbox {
                     match job {
@@ -250,7 +262,9 @@ mod tests {
         {
             let (spec, mut inline) = model(task);
             let (_, mut deferred) = model(task);
-            let mut scorer = Scorer::start(&mut deferred).unwrap().expect("deferrable");
+            let mut scorer = Scorer::start(&mut deferred, Yield::Nice(0))
+                .unwrap()
+                .expect("deferrable");
             scorer.ship_at = ship_at;
             let (mut a, mut b) = (FeatureBatch::new(), FeatureBatch::new());
             for k in 0..40 {
@@ -285,7 +299,9 @@ mod tests {
     #[test]
     fn pairs_gather_to_the_shipping_size_while_the_metrics_are_away() {
         let (spec, mut model) = model(Task::Binary);
-        let mut scorer = Scorer::start(&mut model).unwrap().expect("deferrable");
+        let mut scorer = Scorer::start(&mut model, Yield::Nice(0))
+            .unwrap()
+            .expect("deferrable");
         scorer.ship_at = 100;
         let mut scratch = FeatureBatch::new();
         let mut shipped = Vec::new();
@@ -315,9 +331,85 @@ mod tests {
     #[test]
     fn only_binary_and_regression_models_defer_scoring() {
         let (_, mut binary) = model(Task::Binary);
-        assert!(Scorer::start(&mut binary).unwrap().is_some());
+        assert!(Scorer::start(&mut binary, Yield::Nice(0))
+            .unwrap()
+            .is_some());
         let (_, mut multiclass) = model(Task::Multiclass);
-        assert!(Scorer::start(&mut multiclass).unwrap().is_none());
+        assert!(Scorer::start(&mut multiclass, Yield::Nice(0))
+            .unwrap()
+            .is_none());
         assert!(multiclass.scored.is_none());
+    }
+
+    /// `(nice, scheduling policy, CPUs allowed)` of every live scoring thread of this process.
+    #[cfg(target_os = "linux")]
+    fn scoring_threads() -> Vec<(i32, i32, String)> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != "eddy-score" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let fields: Vec<i32> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            // stat fields 19 (nice) and 41 (policy), numbered from 1; the numbers after the
+            // command name start at field 3 (the state, not a number, is skipped by the parse)
+            if let (Some(&nice), Some(&policy)) = (fields.get(19 - 4), fields.get(41 - 4)) {
+                found.push((nice, policy, cpus));
+            }
+        }
+        found
+    }
+
+    /// The scoring thread steps back: behind the source threads (nice 10 at least, or the
+    /// trainer's idle class) and off the trainer's CPU.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_scoring_thread_runs_behind_and_beside_the_trainer() {
+        let (_, mut model) = model(Task::Binary);
+        let scorer = Scorer::start(&mut model, Yield::Nice(3))
+            .unwrap()
+            .expect("deferrable");
+        let mut seen = scoring_threads();
+        for _ in 0..200 {
+            if !seen.is_empty() && seen.iter().all(|(nice, _, _)| *nice != 0) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            seen = scoring_threads();
+        }
+        assert!(!seen.is_empty());
+        for (nice, policy, cpus) in &seen {
+            assert!(*nice >= NICE || *policy == libc::SCHED_IDLE, "{seen:?}");
+            if let Some(cpu) = crate::placement::trainer_cpu() {
+                let allowed = cpu_list(cpus);
+                assert!(!allowed.contains(&cpu), "{seen:?}");
+            }
+        }
+        drop(scorer);
+    }
+
+    /// The CPUs of a list such as `0-2,5`.
+    #[cfg(target_os = "linux")]
+    fn cpu_list(list: &str) -> Vec<usize> {
+        let mut cpus = Vec::new();
+        for part in list.split(',').filter(|p| !p.is_empty()) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+        }
+        cpus
     }
 }

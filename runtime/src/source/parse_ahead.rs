@@ -186,12 +186,17 @@ impl ParsePool {
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("eddy-parse-{i}"))
-                    .spawn(move || loop {
-                        // the lock is held only while waiting for the next job
-                        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        let Ok((job, reply)) = next else { return };
-                        // the source stopped waiting for this chunk if the send fails
-                        let _ = reply.send(job.decode(&mut builder));
+                    .spawn(move || {
+                        // started by the source thread, which keeps off the trainer's CPU: a
+                        // text replay is bound by parsing and needs every core for it
+                        let _placed = crate::placement::any_cpu();
+                        loop {
+                            // the lock is held only while waiting for the next job
+                            let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                            let Ok((job, reply)) = next else { return };
+                            // the source stopped waiting for this chunk if the send fails
+                            let _ = reply.send(job.decode(&mut builder));
+                        }
                     })?,
             );
         }

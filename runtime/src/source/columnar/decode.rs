@@ -175,6 +175,7 @@ pub(super) fn spawn_decoder(
     std::thread::Builder::new()
         .name("eddy-decode".into())
         .spawn(move || {
+            let _placed = crate::placement::off_trainer_cpu();
             for path in &files[first..] {
                 let sent = decode_file(path, &schema, &dictionary, &meter, &tx);
                 if sent.is_err() {
