@@ -106,8 +106,13 @@ fn ftrl_quads(coords: &mut [[f64; 4]], x: &FeatureVec<'_>, g: f64, k: FtrlConsts
     quad_steps(coords, &block[..n], k);
 }
 
-/// Active coordinates gathered before [`quad_steps`]: more than most events have.
-const BLOCK: usize = 32;
+/// Active coordinates gathered before [`quad_steps`]: two quads. The block is zeroed for every
+/// event; at 32 entries that took 16 32-byte stores, and in a replay `perf` put ~8% of the
+/// trainer thread's samples on the last of them (likely waiting for room among the stores
+/// still going to the weight table), against ~0.3% in the trainer stage bench, whose inputs are
+/// all cached. At 8 a 1M-event replay took 107.5 instead of 119.5 ms (medians of 15 alternating
+/// runs; 4 entries, 111.2 ms); an event with more entries is stepped in several blocks.
+const BLOCK: usize = 8;
 
 /// The steps of the `(coordinate, raw gradient)` entries in `active`, four at a time.
 #[cfg(target_arch = "x86_64")]
