@@ -398,6 +398,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
         checkpoints_written: 0,
         last_checkpoint_path: None,
         scorer: None,
+        reported: None,
     };
     // Serving goes first: the source and the trainer yield the CPU to the HTTP threads.
     let step_back = match (config.serve.enabled, config.serve.trainer_idle) {

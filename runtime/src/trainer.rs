@@ -147,6 +147,9 @@ pub(crate) struct Trainer {
     pub(crate) last_checkpoint_path: Option<std::path::PathBuf>,
     /// Scores the progressive metrics on another thread (binary and regression models).
     pub(crate) scorer: Option<crate::scoring::Scorer>,
+    /// The last report's metric values (stream, window) and the model version they are of, so
+    /// the summary after the final report does not sum the exact AUC's 2^18 bins again.
+    pub(crate) reported: Option<(u64, MetricValues, MetricValues)>,
 }
 
 impl Trainer {
@@ -564,6 +567,7 @@ impl Trainer {
         let window = self.model.metrics.window_values();
         self.metrics.set_model_metrics("stream", &values);
         self.metrics.set_model_metrics("window", &window);
+        self.reported = Some((self.model.events_learned, values.clone(), window.clone()));
         if let Some(progress) = self.progress.as_mut() {
             let primary = self.model.metrics.primary();
             let window_primary = window
@@ -597,11 +601,18 @@ impl Trainer {
         }
     }
 
+    /// The progressive metrics (stream, window), with the metrics home.
     pub(crate) fn metric_values(&self) -> (MetricValues, MetricValues) {
-        (
-            self.model.metrics.values(),
-            self.model.metrics.window_values(),
-        )
+        match &self.reported {
+            // metrics change only as events are learned
+            Some((version, values, window)) if *version == self.model.events_learned => {
+                (values.clone(), window.clone())
+            }
+            _ => (
+                self.model.metrics.values(),
+                self.model.metrics.window_values(),
+            ),
+        }
     }
 }
 
