@@ -154,8 +154,9 @@ pub(crate) struct Trainer {
 
 impl Trainer {
     /// Handles one chunk completely: dead letters, progressive validation, sinks, and whatever
-    /// checkpoint, publication or progress report is due.
-    pub(crate) fn process(&mut self, chunk: Chunk, prepared: Option<Prepared>) -> Result<()> {
+    /// checkpoint, publication or progress report is due. Gives the chunk back, for the caller
+    /// to free where it costs the trainer nothing.
+    pub(crate) fn process(&mut self, chunk: Chunk, prepared: Option<Prepared>) -> Result<Chunk> {
         for dead in &chunk.dead {
             self.dead_letter(dead)?;
         }
@@ -167,7 +168,7 @@ impl Trainer {
         }
         self.counters.events = self.events_base + chunk.end.records;
         self.record_curve()?;
-        self.position = chunk.end;
+        self.position = chunk.end.clone();
         self.metrics
             .events_read
             .inc_by((chunk.seqs.len() + chunk.dead.len()) as u64);
@@ -178,7 +179,8 @@ impl Trainer {
         self.maybe_export()?;
         self.maybe_publish();
         self.maybe_report();
-        self.metrics_away()
+        self.metrics_away()?;
+        Ok(chunk)
     }
 
     /// Brings the progressive metrics back from the scoring thread, every event learned so far
