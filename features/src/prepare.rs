@@ -87,42 +87,49 @@ impl Preparer {
 impl Prepared {
     /// The rows of sparse operator `k` (its place among the set's sparse operators), if they
     /// were prepared by that very operator for a batch of `rows` rows. Anything else (a batch
-    /// prepared by another set) gives `None`, and the set computes the rows itself.
-    pub(crate) fn take_part(&mut self, k: usize, op: &FeatureOp, rows: usize) -> Option<Part> {
+    /// prepared by another set) gives `None`, and the set computes the rows itself; so does a
+    /// part already used (see [`Part::move_to`]).
+    pub(crate) fn part(&mut self, k: usize, op: &FeatureOp, rows: usize) -> Option<&mut Part> {
         let at = self.ops.iter().position(|(i, _)| *i == k)?;
-        let fits = self.rows == rows && self.ops[at].1 == *op;
-        fits.then(|| std::mem::take(&mut self.parts[at]))
+        let part = &mut self.parts[at];
+        let fits = self.rows == rows && self.ops[at].1 == *op && !part.is_spent();
+        fits.then_some(part)
     }
 }
 
 impl Part {
     /// Appends every row not in `skip` (an empty row for a skipped one), as the operator would.
-    /// Into an empty `out` with nothing skipped, the rows move instead (`out`'s buffers are
-    /// dropped with `self`): the same contents without copying ~70 bytes per row.
-    pub(crate) fn move_to(mut self, skip: &[bool], out: &mut SparseOut<'_>) {
+    /// Into an empty `out` with nothing skipped, the rows move instead, `out`'s buffers taking
+    /// their place here (to be freed with the [`Prepared`], wherever its owner drops it): the
+    /// same contents without copying ~70 bytes per row. Once only: the part is spent after.
+    pub(crate) fn move_to(&mut self, skip: &[bool], out: &mut SparseOut<'_>) {
         let none_skipped = skip.iter().all(|s| !s);
         if none_skipped && out.indices.is_empty() && out.indptr[..] == [0] {
             std::mem::swap(out.indptr, &mut self.indptr);
             std::mem::swap(out.indices, &mut self.indices);
             std::mem::swap(out.values, &mut self.values);
-            return;
-        }
-        if none_skipped {
+        } else if none_skipped {
             let base = out.indices.len();
             out.indices.extend_from_slice(&self.indices);
             out.values.extend_from_slice(&self.values);
             out.indptr
                 .extend(self.indptr[1..].iter().map(|&end| base + end));
-            return;
-        }
-        for (row, ends) in self.indptr.windows(2).enumerate() {
-            if !skipped(skip, row) {
-                out.indices
-                    .extend_from_slice(&self.indices[ends[0]..ends[1]]);
-                out.values.extend_from_slice(&self.values[ends[0]..ends[1]]);
+        } else {
+            for (row, ends) in self.indptr.windows(2).enumerate() {
+                if !skipped(skip, row) {
+                    out.indices
+                        .extend_from_slice(&self.indices[ends[0]..ends[1]]);
+                    out.values.extend_from_slice(&self.values[ends[0]..ends[1]]);
+                }
+                out.end_row();
             }
-            out.end_row();
         }
+        // a prepared part's `indptr` starts with 0, so an empty one marks it spent
+        self.indptr.clear();
+    }
+
+    fn is_spent(&self) -> bool {
+        self.indptr.is_empty()
     }
 }
 
@@ -214,9 +221,9 @@ mod tests {
         let mut refused = 0;
         for batch in batches() {
             plain.transform(&batch, true, &mut want).expect("learns");
-            let prepared = preparer.prepare(&batch).expect("prepares");
+            let mut prepared = preparer.prepare(&batch).expect("prepares");
             ahead
-                .transform_prepared(&batch, Some(prepared), &mut got)
+                .transform_prepared(&batch, Some(&mut prepared), &mut got)
                 .expect("learns");
             assert_eq!(got, want);
             refused += want.rejected().len();
@@ -259,18 +266,40 @@ mod tests {
         plain
             .transform(&batches[1], true, &mut want)
             .expect("learns");
-        let reseeded_rows = foreign.prepare(&batches[1]).expect("prepares");
-        let wrong_batch = own.prepare(&batches[3]).expect("prepares");
+        let mut reseeded_rows = foreign.prepare(&batches[1]).expect("prepares");
+        let mut wrong_batch = own.prepare(&batches[3]).expect("prepares");
         other
-            .transform_prepared(&batches[1], Some(reseeded_rows), &mut got)
+            .transform_prepared(&batches[1], Some(&mut reseeded_rows), &mut got)
             .expect("learns");
         assert_eq!(got, want);
         plain
             .transform(&batches[1], true, &mut want)
             .expect("learns");
         other
-            .transform_prepared(&batches[1], Some(wrong_batch), &mut got)
+            .transform_prepared(&batches[1], Some(&mut wrong_batch), &mut got)
             .expect("learns");
         assert_eq!(got, want);
+    }
+
+    /// Rows move out of a `Prepared` once; passed again (for the same batch) it is spent, and
+    /// the set computes the rows itself rather than take what was left in its place.
+    #[test]
+    fn prepared_rows_are_taken_once() {
+        let schema = schema();
+        let mut plain = FeatureSet::new(&configs(1), &schema).expect("builds");
+        let mut ahead = plain.clone();
+        let preparer = Preparer::of(&ahead).expect("has row-local operators");
+        let batch = &batches()[2];
+        let mut prepared = preparer.prepare(batch).expect("prepares");
+        let (mut want, mut got) = (FeatureBatch::new(), FeatureBatch::new());
+        for _ in 0..2 {
+            plain.transform(batch, true, &mut want).expect("learns");
+            ahead
+                .transform_prepared(batch, Some(&mut prepared), &mut got)
+                .expect("learns");
+            assert_eq!(got, want);
+            assert!(!got.is_empty());
+        }
+        assert!(prepared.parts.iter().all(Part::is_spent));
     }
 }

@@ -200,11 +200,12 @@ impl FeatureSet {
 
     /// [`FeatureSet::transform`] with `learn = true`, taking the rows of the stateless sparse
     /// operators from `prepared` (made by this set's [`Preparer`](crate::Preparer) for this
-    /// batch) instead of computing them here; the output is the same either way.
+    /// batch) instead of computing them here; the output is the same either way. The rows are
+    /// moved out of `prepared`, which keeps `out`'s old buffers instead, for its owner to free.
     pub fn transform_prepared(
         &mut self,
         batch: &RecordBatch,
-        mut prepared: Option<crate::Prepared>,
+        mut prepared: Option<&mut crate::Prepared>,
         out: &mut FeatureBatch,
     ) -> Result<()> {
         self.check_batch(batch)?;
@@ -229,10 +230,7 @@ impl FeatureSet {
         let count = sparse.len();
         let rows = batch.num_rows();
         assemble_sparse(rows, count, out, |k, part| {
-            match prepared
-                .as_mut()
-                .and_then(|p| p.take_part(k, sparse[k], rows))
-            {
+            match prepared.as_mut().and_then(|p| p.part(k, sparse[k], rows)) {
                 Some(ready) => {
                     ready.move_to(&pass.skip, part);
                     Ok(())

@@ -117,12 +117,12 @@ fn training(c: &mut Criterion) {
                 || prepared.clone(),
                 |prepared| {
                     let mut learned = 0u64;
-                    for (batch, prepared) in batches.iter().zip(prepared) {
+                    for (batch, mut prepared) in batches.iter().zip(prepared) {
                         model
                             .learn_batch_prepared(
                                 &spec,
                                 batch,
-                                Some(prepared),
+                                Some(&mut prepared),
                                 &mut scratch,
                                 false,
                                 // what the trainer does with a row when no sink wants it

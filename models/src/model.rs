@@ -286,7 +286,7 @@ impl TrainedModel {
         &mut self,
         spec: &ModelSpec,
         batch: &arrow_array::RecordBatch,
-        prepared: Option<Prepared>,
+        prepared: Option<&mut Prepared>,
         scratch: &mut FeatureBatch,
         json: bool,
         mut on_row: impl FnMut(usize, RowOutcome),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_features::FeatureBatch;
+use eddy_features::{FeatureBatch, Prepared};
 use eddy_models::server::{BoundServer, LearnRequest, Served};
 use eddy_models::{Demand, LatestPredictions, ModelHandle, Pacer, RecentDeadLetters, TrainedModel};
 use prometheus_client::registry::Registry;
@@ -423,7 +423,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     // other CPU). With nothing queued the trainer has time to spare and frees the chunk itself,
     // which keeps a source-bound replay (JSON Lines) as fast as before. At most the chunks in
     // flight wait here.
-    let (spent_tx, spent) = std::sync::mpsc::channel::<Chunk>();
+    let (spent_tx, spent) = std::sync::mpsc::channel::<(Chunk, Option<Prepared>)>();
     let reader = tokio::task::spawn_blocking(move || {
         let _placed = crate::placement::off_trainer_cpu();
         let _lowered = crate::priority::lower_this_thread(step_back);
@@ -487,10 +487,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
                     }
                     chunk
                         .and_then(|chunk| trainer.process(chunk, prepared))
-                        .map(|chunk| {
+                        .map(|spent| {
                             if !rx.is_empty() {
                                 // the source thread gone, the chunk comes back and is freed here
-                                drop(spent_tx.send(chunk));
+                                drop(spent_tx.send(spent));
                             }
                         })
                 }

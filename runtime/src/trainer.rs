@@ -154,14 +154,19 @@ pub(crate) struct Trainer {
 
 impl Trainer {
     /// Handles one chunk completely: dead letters, progressive validation, sinks, and whatever
-    /// checkpoint, publication or progress report is due. Gives the chunk back, for the caller
-    /// to free where it costs the trainer nothing.
-    pub(crate) fn process(&mut self, chunk: Chunk, prepared: Option<Prepared>) -> Result<Chunk> {
+    /// checkpoint, publication or progress report is due. Gives the chunk back, and the
+    /// prepared rows' container (holding the buffers they replaced), for the caller to free
+    /// where it costs the trainer nothing.
+    pub(crate) fn process(
+        &mut self,
+        chunk: Chunk,
+        mut prepared: Option<Prepared>,
+    ) -> Result<(Chunk, Option<Prepared>)> {
         for dead in &chunk.dead {
             self.dead_letter(dead)?;
         }
         let before = self.counters.learned;
-        self.learn(&chunk, prepared)?;
+        self.learn(&chunk, prepared.as_mut())?;
         self.metrics_ship()?;
         if let Some(sync) = self.sync.as_mut() {
             sync.after_learning(&mut self.model, self.counters.learned - before)?;
@@ -180,7 +185,7 @@ impl Trainer {
         self.maybe_publish();
         self.maybe_report();
         self.metrics_away()?;
-        Ok(chunk)
+        Ok((chunk, prepared))
     }
 
     /// Brings the progressive metrics back from the scoring thread, every event learned so far
@@ -279,7 +284,7 @@ impl Trainer {
         Ok(())
     }
 
-    fn learn(&mut self, chunk: &Chunk, prepared: Option<Prepared>) -> Result<()> {
+    fn learn(&mut self, chunk: &Chunk, prepared: Option<&mut Prepared>) -> Result<()> {
         if let Some(handover) = self.handover.as_mut() {
             handover.note(&chunk.batch, &chunk.origins);
         }
