@@ -351,13 +351,15 @@ mod tests {
                 continue;
             }
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let fields: Vec<i32> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(|f| f.parse().ok())
-                .collect();
+            // stat field n (numbered from 1, as in proc(5)); after the command name comes field 3
+            let field = |n: usize| -> Option<i32> {
+                stat.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(n - 3)?
+                    .parse()
+                    .ok()
+            };
             let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
             let cpus = status
                 .lines()
@@ -365,9 +367,7 @@ mod tests {
                 .unwrap_or("")
                 .trim()
                 .to_owned();
-            // stat fields 19 (nice) and 41 (policy), numbered from 1; the numbers after the
-            // command name start at field 3 (the state, not a number, is skipped by the parse)
-            if let (Some(&nice), Some(&policy)) = (fields.get(19 - 4), fields.get(41 - 4)) {
+            if let (Some(nice), Some(policy)) = (field(19), field(41)) {
                 found.push((nice, policy, cpus));
             }
         }
