@@ -419,8 +419,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<Summary> {
     let preparer = trainer.model.preparer();
     // Chunks the trainer is done with go back to the source thread to be freed while the trainer
     // is behind (chunks queued for it): their buffers come from the decoding threads, and
-    // freeing them cost the trainer ~7% of a Parquet replay (unmapping, with a TLB flush on the
-    // other CPU). With nothing queued the trainer has time to spare and frees the chunk itself,
+    // freeing them on the trainer (glibc's free and consolidation, some unmapping) cost ~8% of
+    // a Parquet replay's wall time. With nothing queued the trainer has time to spare and frees
+    // the chunk itself,
     // which keeps a source-bound replay (JSON Lines) as fast as before. At most the chunks in
     // flight wait here.
     let (spent_tx, spent) = std::sync::mpsc::channel::<(Chunk, Option<Prepared>)>();

@@ -161,9 +161,13 @@ mod linux {
 mod tests {
     use super::*;
 
-    fn cpus_of_this_thread() -> Vec<usize> {
-        let set = linux::this_thread().expect("affinity");
+    fn cpus(set: Option<libc::cpu_set_t>) -> Vec<usize> {
+        let set = set.expect("affinity");
         (0..1024).filter(|&c| linux::contains(&set, c)).collect()
+    }
+
+    fn cpus_of_this_thread() -> Vec<usize> {
+        cpus(linux::this_thread())
     }
 
     /// What a fresh thread sees: its CPUs before, while it holds `place()`'s guard (twice
@@ -211,8 +215,7 @@ mod tests {
         .join()
         .expect("joins");
         let (started_with, widened, after) = seen;
-        let all = linux::process().expect("affinity");
-        let all: Vec<usize> = (0..1024).filter(|&c| linux::contains(&all, c)).collect();
+        let all = cpus(linux::process());
         assert_eq!(widened, all);
         assert_eq!(after, started_with, "given back on drop");
         if linux::reserved().is_some() {

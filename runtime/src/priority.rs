@@ -90,27 +90,50 @@ fn set_nice(nice: i32) -> Option<i32> {
     }
 }
 
+/// The `/proc/self/task` directories of this process's live threads whose name starts with
+/// `prefix` (for tests that check how a pipeline's threads were started).
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn threads_named(prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+        .map(|task| task.path())
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Field `n` (numbered from 1 as in proc(5)) of the stat line of the thread whose `/proc`
+/// directory is `task`; `None` once the thread is gone.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn stat_field(task: &std::path::Path, n: usize) -> Option<i32> {
+    std::fs::read_to_string(task.join("stat"))
+        .ok()?
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        // the fields after the command name start at field 3
+        .nth(n - 3)?
+        .parse()
+        .ok()
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    /// Field `n` (numbered from 1 as in proc(5)) of this thread's stat line.
-    fn stat_field(n: usize) -> i32 {
-        std::fs::read_to_string("/proc/thread-self/stat")
-            .expect("stat")
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().nth(n - 3))
-            .and_then(|n| n.parse().ok())
-            .expect("a number")
+    /// Field `n` of this thread's stat line.
+    fn own_stat_field(n: usize) -> i32 {
+        stat_field(std::path::Path::new("/proc/thread-self"), n).expect("a number")
     }
 
     fn nice_now() -> i32 {
-        stat_field(19)
+        own_stat_field(19)
     }
 
     fn policy_now() -> i32 {
-        stat_field(41)
+        own_stat_field(41)
     }
 
     /// What `read` gives on another thread before, while and after it holds `how`; `meanwhile`

@@ -345,28 +345,15 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn scoring_threads() -> Vec<(i32, i32, String)> {
         let mut found = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != "eddy-score" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // stat field n (numbered from 1, as in proc(5)); after the command name comes field 3
-            let field = |n: usize| -> Option<i32> {
-                stat.rsplit(')')
-                    .next()?
-                    .split_whitespace()
-                    .nth(n - 3)?
-                    .parse()
-                    .ok()
-            };
-            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for task in crate::priority::threads_named("eddy-score") {
+            let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
             let cpus = status
                 .lines()
                 .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
                 .unwrap_or("")
                 .trim()
                 .to_owned();
+            let field = |n| crate::priority::stat_field(&task, n);
             if let (Some(nice), Some(policy)) = (field(19), field(41)) {
                 found.push((nice, policy, cpus));
             }

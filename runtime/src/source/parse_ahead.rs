@@ -416,27 +416,14 @@ mod priority_tests {
     use super::super::file::FileSource;
     use super::super::Source;
     use super::tests::{context, inputs};
-    use crate::priority::{lower_this_thread, Yield};
+    use crate::priority::{lower_this_thread, stat_field, threads_named, Yield};
 
     /// The nice value of every live parser thread of this process.
     fn parser_nice_values() -> Vec<i32> {
-        let mut nice = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task")
-            .expect("tasks")
-            .flatten()
-        {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("eddy-parse") {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let field = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(16));
-            nice.extend(field.and_then(|n| n.parse::<i32>().ok()));
-        }
-        nice
+        threads_named("eddy-parse")
+            .iter()
+            .filter_map(|task| stat_field(task, 19))
+            .collect()
     }
 
     /// Parser threads start on the first read, from the reading thread, so while serving they
